@@ -1,0 +1,1 @@
+"""Graph identity, construction and planning: pure functions over lazy results, no asyncio."""

@@ -1,0 +1,57 @@
+"""Planning: order a graph into stages that respect every edge.
+
+``NativeSolver`` is Kahn's algorithm by levels. A stage holds the nodes whose inputs all sit in
+earlier stages; inside a stage nodes are sorted by canonical index, so the plan is deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import CycleError
+from .model import Graph
+
+__all__ = ["ExecutionPlan", "NativeSolver", "Solver"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionPlan:
+    """Stages of node indices; ``order`` is the stages flattened."""
+
+    stages: tuple[tuple[int, ...], ...]
+
+    @property
+    def order(self) -> tuple[int, ...]:
+        return tuple(i for stage in self.stages for i in stage)
+
+
+class Solver(Protocol):
+    """Anything that turns a graph into an :class:`ExecutionPlan`."""
+
+    def solve(self, graph: Graph) -> ExecutionPlan: ...
+
+
+class NativeSolver:
+    """Level-by-level topological sort; raises :class:`cascade.CycleError` on a cycle."""
+
+    def solve(self, graph: Graph) -> ExecutionPlan:
+        n = len(graph.nodes)
+        waiting = [len({e.source for e in graph.in_edges[i]}) for i in range(n)]
+        stage = sorted(i for i in range(n) if waiting[i] == 0)
+        stages: list[tuple[int, ...]] = []
+        placed = 0
+        while stage:
+            stages.append(tuple(stage))
+            placed += len(stage)
+            nxt: set[int] = set()
+            for i in stage:
+                for src_done in {e.target for e in graph.out_edges[i]}:
+                    waiting[src_done] -= 1
+                    if waiting[src_done] == 0:
+                        nxt.add(src_done)
+            stage = sorted(nxt)
+        if placed != n:
+            stuck = [graph.nodes[i].name for i in range(n) if waiting[i] > 0]
+            raise CycleError(f"the graph has a cycle through: {', '.join(stuck)}")
+        return ExecutionPlan(tuple(stages))

@@ -1,0 +1,1 @@
+"""Running graphs: the engine, per-run context, executors, flow, constraints, resources, events."""

@@ -1,0 +1,271 @@
+"""The engine: wires the solver, plan cache, executors, constraints, resources and bus together.
+
+It runs tail-call loops: a run evaluates its target iteration by iteration; a target whose value is
+another lazy result makes that the next iteration's target (no Python stack grows, and nothing of a
+finished iteration is kept). Each iteration takes one of two paths:
+
+- slow: build the graph, solve it, compile a :class:`Program` and execute it with full governance;
+- hot: the target's template was compiled before (the plan cache, keyed on the target's ``_shape``
+  and shared by every run of this engine), so the program is reused and only the new iteration's
+  lazy objects are bound to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import weakref
+from collections import OrderedDict
+from concurrent.futures import Executor
+from time import perf_counter
+from typing import Any, Mapping
+
+from ..errors import DependencyMissingError
+from ..graph.build import build_graph
+from ..graph.plan import NativeSolver, Solver
+from ..spec.lazy import LazyResult, MappedLazyResult
+from ..spec.resource import Resource
+from .binding import bind
+from .constraints import ConstraintManager
+from .context import RunContext
+from .events import Event, MessageBus, RunFinished, RunStarted, StaticAnalysisWarning
+from .executor import execute
+from .program import Program, compile_program
+from .state import StateBackend
+from .stats import EngineStats
+
+__all__ = ["Engine", "run"]
+
+_log = logging.getLogger("cascade.engine")
+_run_ids = itertools.count(1)
+_pid = os.getpid()
+
+# A recursion whose template was new this many iterations in a row never reaches a hot plan.
+_CHANGING_STREAK = 3
+# A loop that never suspends yields to the event loop after this much work (seconds) ...
+_FAIRNESS_SLICE = 0.001
+# ... checked every this many iterations (a power of two minus one, used as a mask).
+_FAIRNESS_MASK = 63
+
+
+class Engine:
+    """Runs workflows; one engine serves many concurrent runs.
+
+    Options: ``state_backend`` (mirror node results into a :class:`StateBackend`), ``executor`` (a
+    ``concurrent.futures.Executor`` for tasks declared ``offload=True``; default the loop's),
+    ``bus`` (a :class:`MessageBus`), ``connector`` (an object with ``publish(event)``, given every
+    event), ``system_resources`` (capacities for ``with_constraints``), ``hot_plans`` (reuse
+    compiled plans of repeating templates), ``plan_cache_size`` (how many programs to keep, LRU),
+    ``solver`` (a :class:`~cascade.graph.plan.Solver`), ``resources`` (resources to register).
+    """
+
+    def __init__(self, *, state_backend: StateBackend | None = None, executor: Executor | None = None,
+                 bus: MessageBus | None = None, connector: Any = None,
+                 system_resources: Mapping[str, float] | None = None, hot_plans: bool = True,
+                 plan_cache_size: int = 256, solver: Solver | None = None,
+                 resources: tuple[Resource, ...] | list[Resource] = ()) -> None:
+        if not isinstance(plan_cache_size, int) or plan_cache_size < 1:
+            raise ValueError(f"plan_cache_size must be an int >= 1, got {plan_cache_size!r}")
+        self.bus = bus if bus is not None else MessageBus()
+        self.state_backend = state_backend
+        self.executor = executor
+        self.connector = connector
+        if connector is not None:
+            publish = getattr(connector, "publish", None)
+            if not callable(publish):
+                raise TypeError(f"connector must have a publish(event) method, got {connector!r}")
+            self.bus.subscribe(Event, publish)
+        self.constraints = ConstraintManager(dict(system_resources or {}))
+        self.hot_plans = bool(hot_plans)
+        self.plan_cache_size = plan_cache_size
+        self.solver: Solver = solver if solver is not None else NativeSolver()
+        self.stats = EngineStats()
+        self._plans: OrderedDict[int, Program] = OrderedDict()
+        self._resources: dict[str, Resource] = {}
+        self._warned: weakref.WeakSet[Any] = weakref.WeakSet()
+        for res in resources:
+            self.register(res)
+
+    # -- configuration ----------------------------------------------------------------------------
+    def register(self, resource: Resource) -> Resource:
+        """Make ``resource`` injectable by name in this engine's runs (a later one replaces it)."""
+        if not isinstance(resource, Resource):
+            raise TypeError(f"register() needs a @cs.resource, got {resource!r}")
+        self._resources[resource.name] = resource
+        return resource
+
+    def pause(self, task: Any = None) -> None:
+        """Hold calls of ``task`` (a task or name; ``None``: every task) until :meth:`resume`."""
+        self.constraints.pause(task)
+
+    def resume(self, task: Any = None) -> None:
+        """Let calls of ``task`` (``None``: the global pause) start again."""
+        self.constraints.resume(task)
+
+    def set_concurrency_limit(self, task: Any, limit: int | None) -> None:
+        """Run at most ``limit`` calls of ``task`` at once across all runs (``None`` removes it)."""
+        self.constraints.set_limit(task, limit)
+
+    def clear_plans(self) -> None:
+        """Forget every compiled program."""
+        self._plans.clear()
+
+    @property
+    def plan_cache_len(self) -> int:
+        return len(self._plans)
+
+    # -- running ----------------------------------------------------------------------------------
+    async def run(self, target: Any, params: Mapping[str, Any] | None = None) -> Any:
+        """Run ``target`` to its final value (following tail calls) and return it.
+
+        Raises the task's own exception when a task fails (after its retries),
+        :class:`cascade.DependencyMissingError` when the target was skipped, ``TypeError`` when
+        ``target`` is not a lazy result, :class:`cascade.ParamError` for a missing param.
+        """
+        if not isinstance(target, (LazyResult, MappedLazyResult)):
+            raise TypeError(
+                f"run() needs a lazy result (call a task to get one), got {type(target).__name__} {target!r}"
+            )
+        if params is not None and not isinstance(params, Mapping):
+            raise TypeError(f"run(params=...) must be a mapping, got {type(params).__name__}")
+        run_id = f"run-{_pid}-{next(_run_ids)}"
+        ctx = RunContext(run_id, dict(params or {}), self.bus, self.constraints, self._resources,
+                         self.state_backend, self.executor, self._evaluate)
+        if self.bus.active:
+            name = target.task.name
+            self.bus.publish(RunStarted(run_id, name))
+        status, error = "Succeeded", None
+        try:
+            return await self._evaluate(target, ctx)
+        except asyncio.CancelledError:
+            status = "Cancelled"
+            raise
+        except BaseException as exc:
+            status, error = "Failed", repr(exc)
+            raise
+        finally:
+            try:
+                await ctx.resources.close()
+                if self.state_backend is not None:
+                    self.state_backend.clear(run_id)
+            finally:
+                if self.bus.active:
+                    self.bus.publish(RunFinished(run_id, status, error))
+
+    async def _evaluate(self, target: Any, ctx: RunContext) -> Any:
+        """The tail-call loop of one run (also used for a lazy result returned by a non-target node)."""
+        stats = self.stats
+        hot = self.hot_plans
+        plans = self._plans
+        current = target
+        prev_task: Any = None
+        streak = 0
+        tick = 0
+        last_yield = perf_counter()
+        while True:
+            ctx.iteration += 1
+            prog = None
+            objs = None
+            if hot:
+                prog = plans.get(current._shape)
+                if prog is not None:
+                    plans.move_to_end(current._shape)
+                    objs = self._bind(prog, current)
+                    if objs is None:
+                        prog = None
+            if prog is not None:
+                stats.hot_plan_hits += 1
+                full = False
+                streak = 0
+            else:
+                if hot:
+                    stats.hot_plan_misses += 1
+                prog, objs = self._compile(current)
+                full = True
+                task = getattr(current, "task", None)
+                if hot and task is not None:
+                    streak = streak + 1 if task is prev_task else 0
+                    if streak >= _CHANGING_STREAK and task not in self._warned:
+                        self._warn_changing(task, ctx)
+                prev_task = task
+            if prog.params or prog.envs:
+                for marker in prog.params:
+                    marker.resolve(ctx.params)  # raises ParamError before any task of it runs
+                for env in prog.envs:
+                    env.resolve()
+            if ctx.state is not None and ctx.iteration > 1:
+                ctx.state.clear(ctx.run_id)  # the finished iteration's state is not needed again
+            value, reason = await execute(prog, objs, ctx, full)
+            if reason is not None:
+                if reason == "UpstreamSkipped_Sequence":
+                    return None
+                name = getattr(getattr(current, "task", None), "name", "target")
+                raise DependencyMissingError(
+                    f"the target {name!r} produced no value: it was skipped ({reason})", reason
+                )
+            t = type(value)
+            if t is LazyResult or t is MappedLazyResult:
+                stats.tail_calls += 1
+                current = value
+                del value, objs
+                tick += 1
+                if not tick & _FAIRNESS_MASK:
+                    now = perf_counter()
+                    if now - last_yield > _FAIRNESS_SLICE:
+                        await asyncio.sleep(0)  # let other runs progress (the loop may never suspend)
+                        last_yield = perf_counter()
+                continue
+            return value
+
+    def _bind(self, prog: Program, target: Any) -> list[Any] | None:
+        if not prog.bind_by_graph:
+            return bind(prog, target)
+        # Pure nodes may merge differently from one iteration to the next: only a graph build can
+        # tell, so such templates bind through one (still no solving or compiling).
+        graph = build_graph(target)
+        self.stats.graph_builds += 1
+        if graph.template_id != prog.template_id:
+            return None
+        return [graph.nodes[c].obj for c in prog.order]
+
+    def _compile(self, target: Any) -> tuple[Program, list[Any]]:
+        graph = build_graph(target)
+        self.stats.graph_builds += 1
+        plan = self.solver.solve(graph)
+        self.stats.plan_solves += 1
+        prog = compile_program(graph, plan, self._resources)
+        if self.hot_plans:
+            self._plans[target._shape] = prog
+            self._plans.move_to_end(target._shape)
+            while len(self._plans) > self.plan_cache_size:
+                self._plans.popitem(last=False)
+        return prog, [graph.nodes[c].obj for c in plan.order]
+
+    def _warn_changing(self, task: Any, ctx: RunContext) -> None:
+        self._warned.add(task)
+        message = (
+            f"task {task.name!r} recurses with a graph whose shape changes on every iteration "
+            f"({_CHANGING_STREAK + 1} new templates in a row), so it can never use a hot plan. "
+            "Keep each iteration's graph the same shape (pass what changes as literal arguments "
+            "rather than building a different number of calls), or use Engine(hot_plans=False)."
+        )
+        _log.warning(message)
+        if self.bus.active:
+            self.bus.publish(StaticAnalysisWarning(ctx.run_id, "CS-W001", task.name, message))
+
+
+def run(target: Any, params: Mapping[str, Any] | None = None, **engine_options: Any) -> Any:
+    """Run ``target`` synchronously on a new :class:`Engine` (``engine_options`` are its keywords).
+
+    Raises ``RuntimeError`` when called from a running event loop: use ``await engine.run()`` there.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("cs.run() cannot be called from a running event loop; use await Engine().run(...)")
+    engine = Engine(**engine_options)
+    return asyncio.run(engine.run(target, params))

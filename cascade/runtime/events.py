@@ -1,0 +1,148 @@
+"""Events and the message bus.
+
+Every event carries the ``run_id`` of the run that emitted it. Handlers are plain functions called
+synchronously, in subscription order, at the moment the event happens; a handler that raises is
+logged and does not disturb the run. With no subscriber for an event type, the engine does not
+even create the event object (``MessageBus.wants``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = [
+    "Event", "MessageBus", "ResourceAcquired", "ResourceReleased", "RunFinished", "RunStarted",
+    "StaticAnalysisWarning", "TaskBlocked", "TaskExecutionFinished", "TaskExecutionStarted",
+    "TaskRetrying", "TaskSkipped",
+]
+
+_log = logging.getLogger("cascade.events")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of all events; subscribing to ``Event`` receives every event."""
+
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Event):
+    status: str  # "Succeeded", "Failed" or "Cancelled"
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _NodeEvent(Event):
+    task_name: str
+    node: int  # position of the node in its iteration's plan
+    iteration: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExecutionStarted(_NodeEvent):
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExecutionFinished(_NodeEvent):
+    status: str = "Succeeded"  # "Succeeded", "Failed" or "Cached"
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSkipped(_NodeEvent):
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRetrying(_NodeEvent):
+    attempt: int = 0  # the attempt about to start
+    delay: float = 0.0
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskBlocked(_NodeEvent):
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceAcquired(Event):
+    resource: str
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceReleased(Event):
+    resource: str
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class StaticAnalysisWarning(Event):
+    code: str
+    task_name: str
+    message: str
+
+
+Handler = Callable[[Any], Any]
+
+
+class MessageBus:
+    """Publish/subscribe for events, matched by class (a handler of a base class sees subclasses)."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[type, list[Handler]] = {}
+        self._routes: dict[type, tuple[Handler, ...]] = {}
+        self.active = False  # True once anyone subscribed: the executors' one cheap check
+
+    def subscribe(self, event_type: type, handler: Handler) -> Callable[[], None]:
+        """Call ``handler(event)`` for every event of ``event_type``; returns an unsubscribe function."""
+        if not (isinstance(event_type, type) and issubclass(event_type, Event)):
+            raise TypeError(f"subscribe() needs an event class such as cs.TaskSkipped, got {event_type!r}")
+        if not callable(handler):
+            raise TypeError(f"subscribe() needs a callable handler, got {handler!r}")
+        if inspect.iscoroutinefunction(handler):
+            raise TypeError("event handlers are called synchronously; pass a plain function")
+        self._handlers.setdefault(event_type, []).append(handler)
+        self._changed()
+
+        def unsubscribe() -> None:
+            handlers = self._handlers.get(event_type, [])
+            if handler in handlers:
+                handlers.remove(handler)
+                self._changed()
+
+        return unsubscribe
+
+    def _changed(self) -> None:
+        self._routes.clear()
+        self.active = any(self._handlers.values())
+
+    def wants(self, event_type: type) -> bool:
+        """Whether publishing an ``event_type`` would reach anyone."""
+        return bool(self._route(event_type))
+
+    def _route(self, event_type: type) -> tuple[Handler, ...]:
+        route = self._routes.get(event_type)
+        if route is None:
+            route = tuple(h for cls in event_type.__mro__ for h in self._handlers.get(cls, ()))
+            self._routes[event_type] = route
+        return route
+
+    def publish(self, event: Event) -> None:
+        """Deliver ``event`` to its subscribers now."""
+        for handler in self._route(type(event)):
+            try:
+                handler(event)
+            except Exception:
+                _log.exception("event handler %r failed on %r", handler, event)

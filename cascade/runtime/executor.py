@@ -1,0 +1,537 @@
+"""Executing one iteration's :class:`~cascade.runtime.program.Program`.
+
+Two walkers share one contract, and the property suite proves them equal:
+
+``run_sequential``
+    The hot path for *simple* programs (no conditions, sequences, Routers, retries, caches,
+    constraints, resources; see ``Program.simple``). It runs steps in plan order inline, the way a
+    hand-written ``await`` loop would: a sync step is called, an async step's coroutine is stepped
+    with ``send(None)`` and, when it finishes without suspending, never costs a Task. Plan order is
+    exactly the order in which the scheduler below would start steps that complete inline, so the
+    two agree on results and on the event sequence. A step that really suspends is awaited inline
+    when every later step depends on it (nothing could overlap with it anyway); otherwise, and as
+    soon as a pause or concurrency limit is set on the engine, the iteration is handed to the
+    scheduler mid-way, which then owns the suspended coroutine.
+
+``Scheduler``
+    Everything else, and the slow path always. State per step: ``PENDING`` (waiting for inputs or
+    not yet needed), ``RUNNING`` (in flight as a Task), ``ROUTING`` (a Router waiting for its chosen
+    route), ``DONE`` or ``SKIPPED``. Transitions: a step whose last input settles and that is
+    *needed* enters the ready heap; the lowest position starts first (deterministic); a started step
+    is driven inline until it finishes or suspends, and only a suspended one becomes a Task whose
+    done-callback settles it and wakes the loop. *Needed* is reference counting for Routers: route
+    branches are dormant until a Router picks them, and dormant steps left at the end are skipped
+    with ``UpstreamSkipped_Route`` without running. A failure cancels every in-flight step, waits for
+    them to unwind (teardowns run) and re-raises; so does cancellation of the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from functools import partial
+from heapq import heapify, heappop, heappush
+from typing import TYPE_CHECKING, Any
+
+from ..errors import RouteError
+from ..spec.lazy import LazyResult, MappedLazyResult, Router
+from ..spec.markers import Env, Inject, Param
+from .events import (
+    ResourceAcquired, ResourceReleased, TaskBlocked, TaskExecutionFinished, TaskExecutionStarted,
+    TaskRetrying, TaskSkipped,
+)
+from .program import CALL, MAP, ROUTER, Program, Step
+from .resources import setup_resource, teardown_resource
+
+if TYPE_CHECKING:
+    from .context import RunContext
+
+__all__ = ["execute"]
+
+PENDING, RUNNING, ROUTING, DONE, SKIPPED = range(5)
+_ATOMIC = frozenset({int, float, str, bool, type(None), bytes, complex})
+
+
+def _is_lazy(value: Any) -> bool:
+    t = type(value)
+    return t is LazyResult or t is MappedLazyResult
+
+
+@types.coroutine
+def _resume(coro: Any, pending: Any) -> Any:
+    """Continue a coroutine that was stepped once by hand and suspended on ``pending``.
+
+    Re-yields what the coroutine yields to whichever Task awaits this, and forwards what the Task
+    sends or throws (a wake-up or a cancellation), exactly as ``await coro`` would have done.
+    """
+    while True:
+        try:
+            sent = yield pending
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                pending = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                pending = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def _await_resumed(coro: Any, pending: Any) -> Any:
+    return await _resume(coro, pending)
+
+
+def resolve_args(st: Step, obj: LazyResult, values: list[Any], ctx: RunContext,
+                 task_res: dict[str, Any] | None) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Arguments of a call with lazy inputs replaced by their values and markers resolved.
+
+    Walks the arguments in the order ``_scan`` found dependencies, so the i-th lazy met is
+    ``st.deps[i]``.
+    """
+    mode = st.mode
+    if mode == 0:
+        args, kwargs = obj.args, obj.kwargs
+    elif mode == 1:
+        a = list(obj.args)
+        for i, d in st.subs:
+            a[i] = values[d]
+        args, kwargs = tuple(a), obj.kwargs
+    else:
+        it = iter(st.deps[: st.ndata])
+
+        def r(v: Any) -> Any:
+            t = type(v)
+            if t in _ATOMIC:
+                return v
+            if t is LazyResult or t is MappedLazyResult or t is Router:
+                return values[next(it)]
+            if t is list or t is tuple:
+                out = [r(x) for x in v]
+                return out if t is list else tuple(out)
+            if t is dict:
+                tmp = {k: r(v[k]) for k in _sorted(v)}
+                return {k: tmp[k] for k in v}
+            if t is Param:
+                return v.resolve(ctx.params)
+            if t is Env:
+                return v.resolve()
+            if t is Inject:
+                return _resource_value(v.name, ctx, task_res)
+            return v
+
+        args = tuple(r(a) for a in obj.args)
+        tmp_kw = {k: r(obj.kwargs[k]) for k in sorted(obj.kwargs)}
+        kwargs = {k: tmp_kw[k] for k in obj.kwargs}
+    if st.injected:
+        kwargs = dict(kwargs)
+        for param, res in st.injected:
+            kwargs[param] = _resource_value(res, ctx, task_res)
+    return args, kwargs
+
+
+def _sorted(d: dict[Any, Any]) -> list[Any]:
+    from ..spec.lazy import _sorted_keys
+
+    return _sorted_keys(d)
+
+
+def _resource_value(name: str, ctx: RunContext, task_res: dict[str, Any] | None) -> Any:
+    if task_res is not None and name in task_res:
+        return task_res[name]
+    return ctx.resources.values[name]
+
+
+async def execute(prog: Program, objs: list[Any], ctx: RunContext, full: bool) -> tuple[Any, str | None]:
+    """Run one iteration; returns ``(target value, None)`` or ``(None, skip reason)``.
+
+    ``full=True`` (the slow path) always uses the scheduler with every check on.
+    """
+    if prog.simple and not full and ctx.state is None:
+        return await run_sequential(prog, objs, ctx)
+    return await Scheduler(prog, objs, ctx, full).run()
+
+
+async def run_sequential(prog: Program, objs: list[Any], ctx: RunContext) -> tuple[Any, str | None]:
+    steps = prog.steps
+    n = len(steps)
+    last = n - 1
+    values: list[Any] = [None] * n
+    bus = ctx.bus if ctx.bus.active else None
+    cm = ctx.constraints
+    iteration = ctx.iteration
+    run_id = ctx.run_id
+    for k in range(n):
+        st = steps[k]
+        if cm.gating:  # a pause or limit is set: the scheduler honours it, step by step
+            return await Scheduler(prog, objs, ctx, False, values, k).run()
+        if st.kind == MAP:
+            values[k] = [values[d] for d in st.deps]
+            continue
+        o = objs[k]
+        mode = st.mode
+        if mode == 0:
+            args, kwargs = o.args, o.kwargs
+        elif mode == 1:
+            a = list(o.args)
+            for i, d in st.subs:
+                a[i] = values[d]
+            args, kwargs = a, o.kwargs
+        else:
+            args, kwargs = resolve_args(st, o, values, ctx, None)
+        if bus is not None:
+            bus.publish(TaskExecutionStarted(run_id, st.name, k, iteration))
+        try:
+            if st.is_async:
+                coro = st.fn(*args, **kwargs)
+                try:
+                    pending = coro.send(None)
+                except StopIteration as stop:
+                    v = stop.value
+                else:
+                    if not st.tail_dependent:
+                        return await Scheduler(prog, objs, ctx, False, values, k, (coro, pending)).run()
+                    v = await _resume(coro, pending)
+            else:
+                v = st.fn(*args, **kwargs)
+            if k != last and _is_lazy(v):
+                v = await ctx.evaluate(v)
+        except BaseException as exc:
+            if bus is not None:
+                bus.publish(TaskExecutionFinished(run_id, st.name, k, iteration, "Failed", repr(exc)))
+            raise
+        if bus is not None:
+            bus.publish(TaskExecutionFinished(run_id, st.name, k, iteration))
+        values[k] = v
+    return values[last], None
+
+
+class Scheduler:
+    """The general walker (see the module docstring for its states and transitions)."""
+
+    def __init__(self, prog: Program, objs: list[Any], ctx: RunContext, full: bool,
+                 values: list[Any] | None = None, start: int = 0,
+                 suspended: tuple[Any, Any] | None = None) -> None:
+        n = prog.size
+        steps = prog.steps
+        self.prog = prog
+        self.steps = steps
+        self.objs = objs
+        self.ctx = ctx
+        self.full = full
+        self.flow = full or not prog.simple
+        self.iteration = ctx.iteration
+        self.bus = ctx.bus if ctx.bus.active else None
+        self.values = values if values is not None else [None] * n
+        self.skipped: list[str | None] = [None] * n
+        self.state = [DONE] * start + [PENDING] * (n - start)
+        self.waiting = [sum(1 for d in st.inputs if d >= start) for st in steps]
+        self.needed = list(prog.needed)
+        self.chosen = [-1] * n
+        self.inflight: set[asyncio.Task[Any]] = set()
+        self.failure: BaseException | None = None
+        self.waker: asyncio.Future[None] | None = None
+        heap = [p for p in range(start, n) if self.waiting[p] == 0 and self.needed[p]]
+        if suspended is not None:
+            heap.remove(start)
+            self.state[start] = RUNNING
+            self._spawn(start, self._continue(start, *suspended))
+        heapify(heap)
+        self.heap = heap
+
+    # -- the loop -----------------------------------------------------------------------------------
+    async def run(self) -> tuple[Any, str | None]:
+        try:
+            while True:
+                heap = self.heap
+                while heap and self.failure is None:
+                    self._start(heappop(heap))
+                if self.failure is not None:
+                    raise self.failure
+                if not self.inflight:
+                    break
+                self.waker = asyncio.get_running_loop().create_future()
+                await self.waker
+        except BaseException:
+            await self._cancel_inflight()
+            raise
+        if self.prog.has_routers:
+            for p in range(len(self.steps)):
+                if self.state[p] == PENDING:  # dormant: no Router picked it
+                    self._skip(p, "UpstreamSkipped_Route")
+        last = len(self.steps) - 1
+        return self.values[last], self.skipped[last]
+
+    async def _cancel_inflight(self) -> None:
+        tasks = list(self.inflight)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _wake(self) -> None:
+        w = self.waker
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    # -- starting, driving, settling ---------------------------------------------------------------
+    def _start(self, p: int) -> None:
+        st = self.steps[p]
+        if self.flow:
+            reason = self._decide(st)
+            if reason is not None:
+                self._skip(p, reason)
+                return
+        if st.kind == MAP:
+            self._settle(p, [self.values[d] for d in st.deps])
+        elif st.kind == ROUTER:
+            self._route(p, st)
+        else:
+            self.state[p] = RUNNING
+            self._drive(p, self._call(p, st))
+
+    def _decide(self, st: Step) -> str | None:
+        skipped = self.skipped
+        for d in st.deps[: st.ndata]:
+            if skipped[d] is not None:
+                return "UpstreamSkipped_Data"
+        if st.cond >= 0:
+            if skipped[st.cond] is not None:
+                return "UpstreamSkipped_Condition"
+            if not self.values[st.cond]:
+                return "ConditionFalse"
+        for d in st.seq:
+            if skipped[d] is not None:
+                return "UpstreamSkipped_Sequence"
+        return None
+
+    def _drive(self, p: int, coro: Any) -> None:
+        try:
+            pending = coro.send(None)
+        except StopIteration as stop:
+            self._settle(p, stop.value)
+            return
+        except BaseException as exc:
+            self._fail(exc)
+            return
+        self._spawn(p, _await_resumed(coro, pending))
+
+    def _spawn(self, p: int, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.inflight.add(task)
+        task.add_done_callback(partial(self._task_done, p))
+
+    def _task_done(self, p: int, task: asyncio.Task[Any]) -> None:
+        self.inflight.discard(task)
+        if task.cancelled():
+            if self.failure is None:
+                self._fail(asyncio.CancelledError())
+        else:
+            exc = task.exception()
+            if exc is not None:
+                self._fail(exc)
+            else:
+                self._settle(p, task.result())
+        self._wake()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = exc
+        self._wake()
+
+    def _settle(self, p: int, value: Any) -> None:
+        self.values[p] = value
+        self.state[p] = DONE
+        if self.ctx.state is not None:
+            self.ctx.state.put_result(self.ctx.run_id, (self.iteration, p), value)
+        self._release(p)
+
+    def _skip(self, p: int, reason: str) -> None:
+        self.skipped[p] = reason
+        self.state[p] = SKIPPED
+        if self.bus is not None:
+            self.bus.publish(TaskSkipped(self.ctx.run_id, self.steps[p].name, p, self.iteration, reason))
+        if self.ctx.state is not None:
+            self.ctx.state.put_skip(self.ctx.run_id, (self.iteration, p), reason)
+        self._release(p)
+
+    def _release(self, p: int) -> None:
+        steps, waiting, state = self.steps, self.waiting, self.state
+        for c in steps[p].consumers:
+            cs = steps[c]
+            if cs.kind == ROUTER and p != cs.deps[0]:
+                if self.chosen[c] == p and state[c] == ROUTING:
+                    self._resolve_route(c, p)
+                continue
+            waiting[c] -= 1
+            if waiting[c] == 0 and self.needed[c] and state[c] == PENDING:
+                heappush(self.heap, c)
+
+    # -- routers -----------------------------------------------------------------------------------
+    def _route(self, p: int, st: Step) -> None:
+        key = self.values[st.deps[0]]
+        assert st.routes is not None
+        try:
+            r = st.routes.get(key, -1)
+        except TypeError:  # unhashable selector value
+            r = -1
+        if r < 0:
+            consumers = ", ".join(sorted({self.steps[c].name for c in st.consumers})) or "the target"
+            self._fail(RouteError(
+                f"Router selector returned {key!r}, which has no route "
+                f"(routes: {', '.join(repr(k) for k in st.routes)}; used by {consumers})"
+            ))
+            return
+        self.chosen[p] = r
+        self.state[p] = ROUTING
+        if self.state[r] in (DONE, SKIPPED):
+            self._resolve_route(p, r)
+        else:
+            self._activate(r)
+
+    def _resolve_route(self, p: int, r: int) -> None:
+        if self.skipped[r] is not None:
+            self._skip(p, "UpstreamSkipped_Data")
+        else:
+            self._settle(p, self.values[r])
+
+    def _activate(self, r: int) -> None:
+        """Mark ``r`` and its dormant inputs needed; start those whose inputs have settled."""
+        stack = [r]
+        needed, state, waiting = self.needed, self.state, self.waiting
+        while stack:
+            q = stack.pop()
+            if needed[q]:
+                continue
+            needed[q] = True
+            if state[q] == PENDING and waiting[q] == 0:
+                heappush(self.heap, q)
+            stack.extend(self.steps[q].inputs)
+
+    # -- one call, with every policy it uses ------------------------------------------------------
+    async def _continue(self, p: int, coro: Any, pending: Any) -> Any:
+        """Finish a call the sequential walker started and handed over while it was suspended."""
+        st = self.steps[p]
+        try:
+            v = await _resume(coro, pending)
+            if p != len(self.steps) - 1 and _is_lazy(v):
+                v = await self.ctx.evaluate(v)
+        except BaseException as exc:
+            self._emit_finished(p, st, "Failed", exc)
+            raise
+        self._emit_finished(p, st, "Succeeded", None)
+        return v
+
+    def _emit_finished(self, p: int, st: Step, status: str, exc: BaseException | None) -> None:
+        if self.bus is not None:
+            self.bus.publish(TaskExecutionFinished(
+                self.ctx.run_id, st.name, p, self.iteration, status, None if exc is None else repr(exc)
+            ))
+
+    async def _call(self, p: int, st: Step) -> Any:
+        ctx, bus, run_id, it = self.ctx, self.bus, self.ctx.run_id, self.iteration
+        cm = ctx.constraints
+        obj = self.objs[p]
+        entered = False
+        amounts = None
+        try:
+            if cm.gating or self.full:
+                reason = cm.block_reason(st.name)
+                if reason is not None and bus is not None:
+                    bus.publish(TaskBlocked(run_id, st.name, p, it, reason))
+                await cm.enter(st.name)
+                entered = True
+            if st.constraints:
+                amounts = cm.applicable(st.name, st.constraints)
+                if not cm.try_acquire(amounts):
+                    if bus is not None:
+                        bus.publish(TaskBlocked(run_id, st.name, p, it, "constraints"))
+                    await cm.acquire(amounts)
+            if st.run_resources:
+                await ctx.resources.ensure(st.run_resources)
+            opened: list[tuple[Any, Any]] = []
+            task_res: dict[str, Any] | None = None
+            try:
+                if st.task_resources:
+                    task_res = {}
+                    for name in st.task_resources:
+                        res = ctx.resources_registry[name]
+                        gen, task_res[name] = await setup_resource(res)
+                        opened.append((res, gen))
+                        if bus is not None:
+                            bus.publish(ResourceAcquired(run_id, name, "task"))
+                args, kwargs = resolve_args(st, obj, self.values, ctx, task_res)
+                key = None
+                if st.cached:
+                    key = _cache_key(st, args, kwargs)
+                    hit, value = obj.cache.get(key)
+                    if hit:
+                        if bus is not None:
+                            bus.publish(TaskExecutionFinished(run_id, st.name, p, it, "Cached"))
+                        return value
+                value = await self._attempts(p, st, args, kwargs)
+                if key is not None:
+                    obj.cache.set(key, value)
+                return value
+            finally:
+                while opened:
+                    res, gen = opened.pop()
+                    await teardown_resource(res, gen)
+                    if bus is not None:
+                        bus.publish(ResourceReleased(run_id, res.name, "task"))
+        finally:
+            if amounts:
+                cm.release(amounts)
+            if entered:
+                cm.leave(st.name)
+
+    async def _attempts(self, p: int, st: Step, args: Any, kwargs: dict[str, Any]) -> Any:
+        bus, run_id, it = self.bus, self.ctx.run_id, self.iteration
+        attempt = 1
+        while True:
+            if bus is not None:
+                bus.publish(TaskExecutionStarted(run_id, st.name, p, it, attempt))
+            try:
+                if st.is_async:
+                    v = await st.fn(*args, **kwargs)
+                elif st.offload:
+                    v = await asyncio.get_running_loop().run_in_executor(
+                        self.ctx.thread_executor, partial(st.fn, *args, **kwargs)
+                    )
+                else:
+                    v = st.fn(*args, **kwargs)
+                if p != len(self.steps) - 1 and _is_lazy(v):
+                    v = await self.ctx.evaluate(v)
+            except Exception as exc:
+                retry = st.retry
+                if retry is None or attempt >= retry.max_attempts:
+                    self._emit_finished(p, st, "Failed", exc)
+                    raise
+                attempt += 1
+                delay = retry.delay_before(attempt)
+                if bus is not None:
+                    bus.publish(TaskRetrying(run_id, st.name, p, it, attempt, delay, repr(exc)))
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                continue
+            except BaseException as exc:
+                self._emit_finished(p, st, "Failed", exc)
+                raise
+            self._emit_finished(p, st, "Succeeded", None)
+            return v
+
+
+def _cache_key(st: Step, args: Any, kwargs: dict[str, Any]) -> Any:
+    """(task, every resolved input): hashable when the inputs are, else their canonical text."""
+    key = (st.task.fingerprint, tuple(args), tuple(sorted(kwargs.items())))
+    try:
+        hash(key)
+        return key
+    except TypeError:
+        from ..graph.identity import encode_literal
+
+        return (st.task.fingerprint, encode_literal(list(args)), encode_literal(dict(kwargs)))

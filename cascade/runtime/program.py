@@ -1,0 +1,222 @@
+"""Compiling a solved graph into a :class:`Program`: the plan the executors walk.
+
+A program is immutable and holds nothing of a run, so one program serves every run and every
+iteration whose target has the same template: that is the *hot plan*. Compilation decides, once per
+template, which machinery the template uses at all (flow checks, routers, retries, caches,
+constraints, resources) so the hot executor can leave out what is unused; the slow path runs the
+same program with every check switched on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ResourceError
+from ..graph.model import Graph
+from ..graph.plan import ExecutionPlan
+from ..spec.lazy import LazyResult
+from ..spec.markers import Env, Inject, Marker, Param
+from ..spec.resource import Resource
+
+__all__ = ["CALL", "MAP", "ROUTER", "Program", "Step", "compile_program"]
+
+CALL, MAP, ROUTER = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One compiled node. Positions (``deps``, ``cond`` ...) index the program's steps."""
+
+    pos: int
+    kind: int
+    name: str
+    task: Any
+    fn: Any
+    is_async: bool
+    mode: int  # argument resolution: 0 literal, 1 top-level lazies (see ``subs``), 2 general
+    subs: tuple[tuple[int, int], ...]  # mode 1: (argument index, input position)
+    deps: tuple[int, ...]  # positions of ``obj._deps`` in order
+    ndata: int
+    cond: int  # -1 when there is no condition
+    after: tuple[int, ...]
+    seq: tuple[int, ...]
+    inputs: tuple[int, ...]  # unique positions this step waits for (router: the selector only)
+    consumers: tuple[int, ...]  # unique positions waiting for this step
+    routes: dict[Any, int] | None  # router: route key -> position
+    governed: bool  # needs the governed path even on the hot path
+    retry: Any
+    cached: bool
+    constraints: tuple[tuple[str, float], ...]
+    offload: bool
+    run_resources: tuple[str, ...]
+    task_resources: tuple[str, ...]
+    injected: tuple[tuple[str, str], ...]  # (parameter, resource) from ``cs.inject`` defaults
+    tail_dependent: bool  # every later step depends on this one: awaiting it inline loses no overlap
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """A compiled iteration plan, shared by every run of one engine (never mutated)."""
+
+    steps: tuple[Step, ...]
+    order: tuple[int, ...]  # canonical graph index of each step
+    template_id: str
+    shape: int
+    simple: bool  # no flow, no routers, no governed step: the sequential fast path applies
+    has_routers: bool
+    needed: tuple[bool, ...]  # reachable from the target without crossing a route edge
+    extract: tuple[tuple[int, int, int], ...]  # (position, parent position, slot in parent._deps)
+    shared: tuple[tuple[int, int, int], ...]  # further (consumer, slot, position) edges to verify
+    shapes: tuple[int, ...]
+    bind_by_graph: bool  # pure nodes could merge differently: bind through a graph build
+    params: tuple[Param, ...]
+    envs: tuple[Env, ...]
+    run_resources: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.steps)
+
+
+def _markers(obj: LazyResult) -> list[tuple[str, Marker]]:
+    """Every marker in a call's arguments, with the argument it sits in."""
+    out: list[tuple[str, Marker]] = []
+    stack: list[tuple[str, Any]] = [(f"argument {i}", a) for i, a in enumerate(obj.args)]
+    stack += [(f"argument {k!r}", v) for k, v in obj.kwargs.items()]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, Marker):
+            out.append((where, value))
+        elif type(value) in (list, tuple):
+            stack.extend((where, v) for v in value)
+        elif type(value) is dict:
+            stack.extend((where, v) for v in value.values())
+    return out
+
+
+def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Resource]) -> Program:
+    """Compile ``graph`` in ``plan`` order. Raises :class:`cascade.ResourceError` on unknown resources."""
+    order = plan.order
+    n = len(order)
+    pos_of = {canon: p for p, canon in enumerate(order)}
+    nodes = [graph.nodes[c] for c in order]
+    consumers: list[set[int]] = [set() for _ in range(n)]
+    params: dict[str, Param] = {}
+    envs: dict[str, Env] = {}
+    run_res: dict[str, None] = {}
+    steps_args: list[dict[str, Any]] = []
+    for p, node in enumerate(nodes):
+        obj = node.obj
+        deps = tuple(pos_of[c] for c in node.deps)
+        kw: dict[str, Any] = dict(pos=p, name=node.name, deps=deps, subs=(), routes=None, retry=None,
+                                  cached=False, constraints=(), offload=False, run_resources=(),
+                                  task_resources=(), injected=(), cond=-1, after=(), seq=(),
+                                  task=None, fn=None, is_async=False, mode=0, ndata=len(deps))
+        if node.kind == "map":
+            kw.update(kind=MAP, inputs=tuple(dict.fromkeys(deps)), governed=False)
+        elif node.kind == "router":
+            routes = {key: deps[1 + i] for i, key in enumerate(obj.keys)}
+            kw.update(kind=ROUTER, inputs=(deps[0],), routes=routes, governed=False)
+        else:
+            task = obj.task
+            nd = obj._ndata
+            cond = deps[nd] if obj.cond is not None else -1
+            rest = deps[nd + (1 if obj.cond is not None else 0):]
+            na = len(obj.after_deps)
+            subs: tuple[tuple[int, int], ...] = ()
+            if obj._mode == 1:
+                lazy_positions = [i for i, a in enumerate(obj.args) if type(a) is LazyResult]
+                subs = tuple(zip(lazy_positions, deps[:nd]))
+            inj_args = []
+            for where, marker in _markers(obj):
+                if isinstance(marker, Param):
+                    params.setdefault(marker.name, marker)
+                elif isinstance(marker, Env):
+                    envs.setdefault(marker.name, marker)
+                elif isinstance(marker, Inject):
+                    inj_args.append((where, marker.name))
+            injected = tuple((param, res) for param, res in task.injected if param not in obj.kwargs)
+            res_names = [(f"parameter {param!r}", res) for param, res in injected] + inj_args
+            for where, res in res_names:
+                if res not in resources:
+                    known = ", ".join(sorted(resources)) or "none registered"
+                    raise ResourceError(
+                        f"task {task.name!r} {where} injects unknown resource {res!r} ({known})"
+                    )
+            runs = tuple(dict.fromkeys(r for _, r in res_names if resources[r].scope == "run"))
+            tasks = tuple(dict.fromkeys(r for _, r in res_names if resources[r].scope == "task"))
+            run_res.update(dict.fromkeys(runs))
+            governed = bool(obj.retry or obj.cache is not None or obj.constraints or task.offload
+                            or res_names)
+            kw.update(kind=CALL, task=task, fn=task.fn, is_async=task.is_async, mode=obj._mode,
+                      subs=subs, ndata=nd, cond=cond, after=tuple(rest[:na]), seq=tuple(rest[na:]),
+                      inputs=tuple(dict.fromkeys(deps)), governed=governed, retry=obj.retry,
+                      cached=obj.cache is not None, constraints=obj.constraints, offload=task.offload,
+                      run_resources=runs, task_resources=tasks, injected=injected)
+        for d in kw["inputs"]:
+            consumers[d].add(p)
+        if node.kind == "router":
+            for d in deps[1:]:
+                consumers[d].add(p)
+        steps_args.append(kw)
+
+    # Which steps are needed before any Router decides: walk back from the target without crossing
+    # route edges. The others wait until a Router picks them (reference counting by need).
+    needed = [False] * n
+    stack = [n - 1]
+    while stack:
+        p = stack.pop()
+        if needed[p]:
+            continue
+        needed[p] = True
+        stack.extend(steps_args[p]["inputs"])
+
+    # tail_dependent: every later step is a descendant of this one (computed back to front).
+    desc_count = _descendant_counts(steps_args, consumers, n)
+    steps = tuple(
+        Step(**kw, consumers=tuple(sorted(consumers[p])), tail_dependent=desc_count[p] == n - 1 - p)
+        for p, kw in enumerate(steps_args)
+    )
+    has_routers = any(s.kind == ROUTER for s in steps)
+    has_flow = has_routers or any(s.cond >= 0 or s.seq for s in steps)
+    simple = not has_flow and not any(s.governed for s in steps)
+    extract, shared = _extraction(nodes, pos_of, n)
+    pure_tasks = [nd.obj.task for nd in nodes if nd.kind == "call" and nd.obj.task.pure]
+    bind_by_graph = len(pure_tasks) != len(set(map(id, pure_tasks))) or graph.pure_merges > 0
+    return Program(
+        steps=steps, order=order, template_id=graph.template_id, shape=nodes[-1].obj._shape, simple=simple,
+        has_routers=has_routers, needed=tuple(needed), extract=extract, shared=shared,
+        shapes=tuple(nd.obj._shape for nd in nodes), bind_by_graph=bind_by_graph,
+        params=tuple(params.values()), envs=tuple(envs.values()), run_resources=tuple(run_res),
+    )
+
+
+def _descendant_counts(steps_args: list[dict[str, Any]], consumers: list[set[int]], n: int) -> list[int]:
+    counts = [0] * n
+    if n > 512:  # quadratic sets are not worth it for big graphs; only chains profit, and rarely
+        return [-1] * n
+    desc: list[set[int]] = [set() for _ in range(n)]
+    for p in range(n - 1, -1, -1):
+        for c in consumers[p]:
+            desc[p].add(c)
+            desc[p] |= desc[c]
+        counts[p] = len(desc[p])
+    return counts
+
+
+def _extraction(nodes: list[Any], pos_of: dict[int, int], n: int) -> tuple[Any, Any]:
+    """How the hot binder reaches every node's lazy object from the target, and which extra edges
+    it must check by identity so that sharing in the new iteration matches the template."""
+    parent: dict[int, tuple[int, int]] = {}
+    shared: list[tuple[int, int, int]] = []
+    for p in range(n - 1, -1, -1):
+        for slot, dep_canon in enumerate(nodes[p].deps):
+            d = pos_of[dep_canon]
+            if d not in parent:
+                parent[d] = (p, slot)
+            else:
+                shared.append((p, slot, d))
+    extract = tuple((p, parent[p][0], parent[p][1]) for p in range(n - 2, -1, -1))
+    return extract, tuple(shared)
+

@@ -1,0 +1,1 @@
+"""What users declare: tasks, lazy results, policies, params and resources. Nothing here runs."""

@@ -1,0 +1,331 @@
+"""Lazy results: immutable descriptions of calls, and the helpers that combine them.
+
+Creating a lazy result happens once per node per loop iteration, so it is kept cheap: ``__slots__``,
+no uuid, no signature inspection. Each lazy result carries, computed once at creation:
+
+- ``_deps``: the objects it depends on, in canonical order (data inputs in argument order, keyword
+  arguments sorted by name, then the condition, ``after`` and ``sequence`` predecessors);
+- ``_shape``: an in-process hash of its template (task, argument structure, policies and the shapes
+  of its dependencies, literal values left out). The engine keys its hot-plan cache on the target's
+  ``_shape`` and verifies the match node by node, so a collision costs a slow run, never a wrong one;
+- ``_mode``: how arguments are resolved (0 all literal, 1 lazy results at top level only, 2 nested
+  or markers), so the executor builds arguments without re-scanning them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from .markers import Marker
+from .policies import CachePolicy, RetryPolicy
+
+if TYPE_CHECKING:
+    from .task import Task
+
+__all__ = ["LazyResult", "MappedLazyResult", "Router", "pipeline", "sequence"]
+
+_ATOMIC = frozenset({int, float, str, bool, type(None), bytes, complex})
+_CONTAINERS = (list, tuple, dict)
+
+
+def _scan(value: Any, deps: list[Any]) -> Any:
+    """Shape of one argument value: ``None`` for a plain literal, else a hashable description.
+
+    Appends every lazy dependency found (depth-first, dict keys in sorted order) to ``deps``.
+    """
+    t = type(value)
+    if t in _ATOMIC:
+        return None
+    if t is LazyResult or t is MappedLazyResult or t is Router:
+        deps.append(value)
+        return value._shape
+    if t is list or t is tuple:
+        parts = None
+        for i, item in enumerate(value):
+            s = _scan(item, deps)
+            if s is not None:
+                if parts is None:
+                    parts = []
+                parts.append((i, s))
+        return None if parts is None else (t.__name__, len(value), tuple(parts))
+    if t is dict:
+        parts = None
+        for k in _sorted_keys(value):
+            s = _scan(value[k], deps)
+            if s is not None:
+                if parts is None:
+                    parts = []
+                parts.append((k, s))
+        return None if parts is None else ("dict", len(value), tuple(parts))
+    if isinstance(value, Marker):
+        return value.shape_key
+    if isinstance(value, (LazyResult, MappedLazyResult, Router)):
+        deps.append(value)
+        return value._shape
+    return None
+
+
+def _sorted_keys(d: Mapping[Any, Any]) -> list[Any]:
+    """Dict keys in an order that does not depend on insertion order."""
+    try:
+        return sorted(d)
+    except TypeError:
+        return sorted(d, key=lambda k: (type(k).__qualname__, repr(k)))
+
+
+class LazyResult:
+    """An immutable description of one call of a task: ``task``, ``args``, ``kwargs`` and policies.
+
+    Chaining methods (``run_if``, ``after``, ``with_retry``, ``with_cache``, ``with_constraints``)
+    return a new lazy result and leave the receiver unchanged.
+    """
+
+    __slots__ = (
+        "task", "args", "kwargs", "cond", "after_deps", "seq_deps", "retry", "cache", "constraints",
+        "_deps", "_ndata", "_shape", "_mode", "_base",
+    )
+
+    task: Task
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    cond: LazyResult | None
+    after_deps: tuple[Any, ...]
+    seq_deps: tuple[Any, ...]
+    retry: RetryPolicy | None
+    cache: CachePolicy | None
+    constraints: tuple[tuple[str, float], ...]
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        raise TypeError("LazyResult is created by calling a task, not directly")
+
+    # -- chaining --------------------------------------------------------------------------------
+    def run_if(self, condition: Any) -> LazyResult:
+        """Run only if ``condition`` (a lazy result) is truthy, else skip with ``ConditionFalse``."""
+        if not isinstance(condition, (LazyResult, MappedLazyResult)):
+            raise TypeError(f"{self.task.name}.run_if() needs a lazy result, got {type(condition).__name__}")
+        return self._evolve(cond=condition)
+
+    def after(self, *others: Any) -> LazyResult:
+        """Order this call after ``others`` without using their values."""
+        for other in others:
+            if not isinstance(other, (LazyResult, MappedLazyResult)):
+                raise TypeError(f"{self.task.name}.after() takes lazy results, got {type(other).__name__}")
+        return self._evolve(after_deps=self.after_deps + tuple(others))
+
+    def with_retry(self, max_attempts: int = 3, delay: float = 0.0, backoff: float = 1.0) -> LazyResult:
+        """Retry on exception; ``max_attempts`` is the total number of attempts, the first included."""
+        return self._evolve(retry=RetryPolicy(max_attempts, delay, backoff))
+
+    def with_cache(self, policy: CachePolicy) -> LazyResult:
+        """Skip execution when ``policy`` holds a value for (task, all resolved inputs)."""
+        if not (callable(getattr(policy, "get", None)) and callable(getattr(policy, "set", None))):
+            raise TypeError(f"{self.task.name}.with_cache() needs a cache policy with get/set, got {policy!r}")
+        return self._evolve(cache=policy)
+
+    def with_constraints(self, **amounts: float) -> LazyResult:
+        """Hold ``amounts`` of the engine's ``system_resources`` while this call runs."""
+        for name, amount in amounts.items():
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+                raise ValueError(f"{self.task.name}.with_constraints({name}=...) needs a number >= 0, got {amount!r}")
+        merged = dict(self.constraints)
+        merged.update(amounts)
+        return self._evolve(constraints=tuple(sorted(merged.items())))
+
+    def _evolve(self, **changes: Any) -> LazyResult:
+        new = object.__new__(LazyResult)
+        for slot in ("task", "args", "kwargs", "cond", "after_deps", "seq_deps", "retry", "cache",
+                     "constraints", "_base", "_ndata", "_mode"):
+            object.__setattr__(new, slot, getattr(self, slot))
+        for name, value in changes.items():
+            object.__setattr__(new, name, value)
+        _finish(new)
+        return new
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("LazyResult is immutable; chaining methods return a new one")
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"the truth value of a lazy call of {self.task.name} is not known until it runs; "
+            "use .run_if(...) or cs.Router(...)"
+        )
+
+    def __repr__(self) -> str:
+        return f"<LazyResult {self.task.name}>"
+
+
+def new_lazy(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LazyResult:
+    """Create a lazy result; the fast path for the one-in-a-million common case of plain args."""
+    lr = object.__new__(LazyResult)
+    sa = object.__setattr__
+    sa(lr, "task", task)
+    sa(lr, "args", args)
+    sa(lr, "kwargs", kwargs)
+    sa(lr, "cond", None)
+    sa(lr, "after_deps", ())
+    sa(lr, "seq_deps", ())
+    sa(lr, "retry", None)
+    sa(lr, "cache", None)
+    sa(lr, "constraints", ())
+    deps: list[Any] = []
+    parts = []
+    mode = 0
+    for i, a in enumerate(args):
+        t = type(a)
+        if t in _ATOMIC:
+            continue
+        if t is LazyResult:
+            deps.append(a)
+            parts.append((i, a._shape))
+            if mode == 0:
+                mode = 1
+            continue
+        s = _scan(a, deps)
+        if s is not None:
+            parts.append((i, s))
+            mode = 2
+    if kwargs:
+        for k in sorted(kwargs):
+            s = _scan(kwargs[k], deps)
+            if s is not None:
+                parts.append((k, s))
+                mode = 2
+        base = hash((task.key, len(args), tuple(sorted(kwargs)), tuple(parts)))
+    else:
+        base = hash((task.key, len(args), tuple(parts)))
+    sa(lr, "_base", base)
+    sa(lr, "_ndata", len(deps))
+    sa(lr, "_mode", mode)
+    sa(lr, "_deps", tuple(deps))
+    sa(lr, "_shape", base)
+    return lr
+
+
+def _finish(lr: LazyResult) -> None:
+    """Recompute ``_deps`` and ``_shape`` after a chaining method changed policies."""
+    sa = object.__setattr__
+    data: list[Any] = []
+    for a in lr.args:
+        _scan(a, data)
+    for k in sorted(lr.kwargs):
+        _scan(lr.kwargs[k], data)
+    extra = ((lr.cond,) if lr.cond is not None else ()) + lr.after_deps + lr.seq_deps
+    sa(lr, "_deps", tuple(data) + extra)
+    sa(lr, "_ndata", len(data))
+    policy = (
+        lr.cond._shape if lr.cond is not None else None,
+        tuple(d._shape for d in lr.after_deps),
+        tuple(d._shape for d in lr.seq_deps),
+        (lr.retry.max_attempts, lr.retry.delay, lr.retry.backoff) if lr.retry else None,
+        id(lr.cache) if lr.cache is not None else None,
+        lr.constraints,
+    )
+    sa(lr, "_shape", hash((lr._base, policy)))
+
+
+class MappedLazyResult:
+    """``task.map(...)``: one call per element; its value is the list of results in input order.
+
+    Chaining methods apply to every element call and return a new ``MappedLazyResult``.
+    """
+
+    __slots__ = ("task", "elements", "_deps", "_shape")
+
+    def __init__(self, task: Task, elements: tuple[LazyResult, ...]) -> None:
+        sa = object.__setattr__
+        sa(self, "task", task)
+        sa(self, "elements", elements)
+        sa(self, "_deps", elements)
+        sa(self, "_shape", hash(("map", task.key, tuple(e._shape for e in elements))))
+
+    def _each(self, method: str, *args: Any, **kwargs: Any) -> MappedLazyResult:
+        return MappedLazyResult(self.task, tuple(getattr(e, method)(*args, **kwargs) for e in self.elements))
+
+    def run_if(self, condition: Any) -> MappedLazyResult:
+        """Apply ``run_if`` to every element call."""
+        return self._each("run_if", condition)
+
+    def after(self, *others: Any) -> MappedLazyResult:
+        """Apply ``after`` to every element call."""
+        return self._each("after", *others)
+
+    def with_retry(self, max_attempts: int = 3, delay: float = 0.0, backoff: float = 1.0) -> MappedLazyResult:
+        """Apply ``with_retry`` to every element call."""
+        return self._each("with_retry", max_attempts, delay, backoff)
+
+    def with_cache(self, policy: CachePolicy) -> MappedLazyResult:
+        """Apply ``with_cache`` to every element call."""
+        return self._each("with_cache", policy)
+
+    def with_constraints(self, **amounts: float) -> MappedLazyResult:
+        """Apply ``with_constraints`` to every element call."""
+        return self._each("with_constraints", **amounts)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("MappedLazyResult is immutable")
+
+    def __len__(self) -> int:
+        return len(self.elements)
+
+    def __repr__(self) -> str:
+        return f"<MappedLazyResult {self.task.name} x{len(self.elements)}>"
+
+
+class Router:
+    """Argument that takes the value of ``routes[selector's value]``.
+
+    The routes not chosen are pruned (not executed) unless another consumer needs them. A selector
+    value with no route raises :class:`cascade.RouteError`.
+    """
+
+    __slots__ = ("selector", "routes", "keys", "_deps", "_shape")
+
+    def __init__(self, selector: Any, routes: Mapping[Any, Any]) -> None:
+        if not isinstance(selector, (LazyResult, MappedLazyResult)):
+            raise TypeError(f"cs.Router(selector=...) needs a lazy result, got {type(selector).__name__}")
+        if not isinstance(routes, Mapping) or not routes:
+            raise TypeError("cs.Router(routes=...) needs a non-empty dict {key: lazy result}")
+        for key, route in routes.items():
+            if not isinstance(route, (LazyResult, MappedLazyResult)):
+                raise TypeError(f"cs.Router route {key!r} must be a lazy result, got {type(route).__name__}")
+        keys = tuple(_sorted_keys(routes))
+        sa = object.__setattr__
+        sa(self, "selector", selector)
+        sa(self, "routes", dict(routes))
+        sa(self, "keys", keys)
+        sa(self, "_deps", (selector,) + tuple(routes[k] for k in keys))
+        sa(self, "_shape", hash(("router", selector._shape, tuple((k, routes[k]._shape) for k in keys))))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Router is immutable")
+
+    def __repr__(self) -> str:
+        return f"<cs.Router keys={list(self.keys)!r}>"
+
+
+def sequence(steps: Sequence[Any]) -> LazyResult:
+    """Run ``steps`` one after another; the result is the last step's value.
+
+    If a step is skipped, every later step is skipped with ``UpstreamSkipped_Sequence``; a target
+    skipped only that way makes ``run()`` return ``None``.
+    """
+    steps = list(steps)
+    if not steps:
+        raise ValueError("cs.sequence() needs at least one step")
+    for i, step in enumerate(steps):
+        if not isinstance(step, LazyResult):
+            raise TypeError(f"cs.sequence() step {i} must be a lazy result, got {type(step).__name__}")
+    prev = steps[0]
+    for step in steps[1:]:
+        prev = step._evolve(seq_deps=step.seq_deps + (prev,))
+    return prev
+
+
+def pipeline(initial: Any, steps: Iterable[Any]) -> Any:
+    """Fold ``initial`` through ``steps``: ``pipeline(x, [f, g])`` is ``g(f(x))``."""
+    value = initial
+    for i, step in enumerate(steps):
+        if not callable(step):
+            raise TypeError(f"cs.pipeline() step {i} must be a task or callable, got {type(step).__name__}")
+        value = step(value)
+    return value

@@ -1,0 +1,123 @@
+"""``@cs.task``: wrap a function so that calling it describes a call instead of making it."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+from typing import Any, Callable, Iterable, overload
+
+from .lazy import LazyResult, MappedLazyResult, new_lazy
+from .markers import Inject
+
+__all__ = ["Task", "task"]
+
+# How many tasks with one fingerprint were created so far: the k-th such task gets "#k" in its
+# identity, so two tasks with one name and one body (a factory in a loop) stay different while the
+# identity stays deterministic across processes (it depends on creation order, not on addresses).
+_occurrences: dict[str, int] = {}
+
+
+def _fingerprint(fn: Callable[..., Any], name: str) -> str:
+    code = getattr(fn, "__code__", None)
+    parts = [getattr(fn, "__module__", "") or "", getattr(fn, "__qualname__", repr(type(fn))), name]
+    if code is not None:
+        parts += [code.co_filename.rsplit("/", 1)[-1], str(code.co_firstlineno), code.co_code.hex()]
+    base = hashlib.sha1("\x1f".join(parts).encode()).hexdigest()
+    count = _occurrences.get(base, 0)
+    _occurrences[base] = count + 1
+    return f"{base[:16]}#{count}"
+
+
+class Task:
+    """A function wrapped by :func:`task`. Calling it returns a :class:`LazyResult`; nothing runs.
+
+    ``fn`` is the original function (sync or async), ``name`` its display name, ``pure`` whether equal
+    calls in one graph are one node, ``offload`` whether a sync function runs in a worker thread.
+    """
+
+    __slots__ = (
+        "fn", "name", "pure", "offload", "is_async", "fingerprint", "key", "injected", "__dict__", "__weakref__",
+    )
+
+    def __init__(self, fn: Callable[..., Any], *, name: str | None = None, pure: bool = False,
+                 offload: bool = False) -> None:
+        if isinstance(fn, Task):
+            fn = fn.fn
+        if not callable(fn):
+            raise TypeError(f"@cs.task needs a function, got {type(fn).__name__} {fn!r}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"@cs.task(name=...) must be a non-empty string, got {name!r}")
+        self.fn = fn
+        self.name: str = name or getattr(fn, "__qualname__", None) or type(fn).__name__
+        self.pure = bool(pure)
+        self.offload = bool(offload)
+        self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)
+        )
+        self.fingerprint = _fingerprint(fn, self.name)
+        # An int for in-process shape hashes; derived from the fingerprint, never from id().
+        self.key = int(hashlib.sha1(self.fingerprint.encode()).hexdigest()[:15], 16)
+        self.injected = _injected_params(fn)
+        functools.update_wrapper(self, fn, updated=())  # type: ignore[arg-type]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> LazyResult:
+        return new_lazy(self, args, kwargs)
+
+    def map(self, **iterables: Iterable[Any]) -> MappedLazyResult:
+        """One call per element of the iterables (equal lengths), the result a list in input order.
+
+        Raises ``ValueError`` when the iterables' lengths differ, ``TypeError`` when one is not iterable.
+        """
+        if not iterables:
+            raise TypeError(f"{self.name}.map() needs at least one keyword iterable")
+        columns: dict[str, list[Any]] = {}
+        for arg, values in iterables.items():
+            if isinstance(values, (LazyResult, MappedLazyResult, str, bytes)):
+                raise TypeError(
+                    f"{self.name}.map({arg}=...) needs a concrete list or tuple, got {type(values).__name__}"
+                )
+            try:
+                columns[arg] = list(values)
+            except TypeError:
+                raise TypeError(f"{self.name}.map({arg}=...) is not iterable: {values!r}") from None
+        lengths = {arg: len(vals) for arg, vals in columns.items()}
+        if len(set(lengths.values())) > 1:
+            detail = ", ".join(f"{arg}={n}" for arg, n in lengths.items())
+            raise ValueError(f"{self.name}.map() needs iterables of equal length, got {detail}")
+        n = next(iter(lengths.values()))
+        names = list(columns)
+        return MappedLazyResult(
+            self, tuple(new_lazy(self, (), {a: columns[a][i] for a in names}) for i in range(n))
+        )
+
+    def __repr__(self) -> str:
+        return f"<cs.Task {self.name}>"
+
+    def __reduce__(self) -> Any:  # tasks pickle by reference, like functions
+        return getattr, (inspect.getmodule(self.fn), getattr(self.fn, "__name__", self.name))
+
+
+def _injected_params(fn: Callable[..., Any]) -> tuple[tuple[str, str], ...]:
+    """Parameters whose default is ``cs.inject(name)``: read once, at decoration time."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return ()
+    return tuple(
+        (p.name, p.default.name) for p in sig.parameters.values() if isinstance(p.default, Inject)
+    )
+
+
+@overload
+def task(fn: Callable[..., Any], /) -> Task: ...
+@overload
+def task(*, name: str | None = None, pure: bool = False, offload: bool = False) -> Callable[[Callable[..., Any]], Task]: ...
+def task(fn: Any = None, /, *, name: str | None = None, pure: bool = False, offload: bool = False) -> Any:
+    """Declare a task: ``@cs.task`` or ``@cs.task(name=None, pure=False, offload=False)``.
+
+    Raises ``TypeError`` when given something that is not callable.
+    """
+    if fn is None:
+        return lambda f: Task(f, name=name, pure=pure, offload=offload)
+    return Task(fn, name=name, pure=pure, offload=offload)
