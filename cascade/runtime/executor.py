@@ -34,13 +34,13 @@ from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RouteError
-from ..spec.lazy import LazyResult, MappedLazyResult, Router
+from ..spec.lazy import ARGS, KWARGS, LazyResult, MappedLazyResult, Router
 from ..spec.markers import Env, Inject, Param
 from .events import (
     ResourceAcquired, ResourceReleased, TaskBlocked, TaskExecutionFinished, TaskExecutionStarted,
     TaskRetrying, TaskSkipped,
 )
-from .program import CALL, MAP, ROUTER, Program, Step
+from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, A_SUBS, CALL, MAP, ROUTER, Program, Step
 from .resources import setup_resource, teardown_resource
 
 if TYPE_CHECKING:
@@ -153,59 +153,84 @@ async def execute(prog: Program, objs: list[Any], ctx: RunContext, full: bool) -
     """
     if prog.simple and not full and ctx.state is None:
         return await run_sequential(prog, objs, ctx)
-    return await Scheduler(prog, objs, ctx, full).run()
+    return await Scheduler(prog, objs, ctx, full, ctx.iteration).run()
 
 
 async def run_sequential(prog: Program, objs: list[Any], ctx: RunContext) -> tuple[Any, str | None]:
-    steps = prog.steps
-    n = len(steps)
+    """The sequential walker (see the module docstring).
+
+    A step every later step depends on is awaited with a plain ``await``: when it completes without
+    suspending that costs what a hand-written ``await`` costs, and when it suspends nothing else of
+    the iteration could run meanwhile. Any other async step is stepped once with ``send(None)``; if
+    it suspends, the scheduler takes the rest of the iteration over, coroutine included.
+    """
+    fast = prog.fast
+    n = len(fast)
     last = n - 1
     values: list[Any] = [None] * n
     bus = ctx.bus if ctx.bus.active else None
     cm = ctx.constraints
     iteration = ctx.iteration
-    run_id = ctx.run_id
     for k in range(n):
-        st = steps[k]
-        if cm.gating:  # a pause or limit is set: the scheduler honours it, step by step
-            return await Scheduler(prog, objs, ctx, False, values, k).run()
-        if st.kind == MAP:
-            values[k] = [values[d] for d in st.deps]
+        if cm.gating:  # checked per step: a task body (or anyone, while we awaited) may pause
+            return await Scheduler(prog, objs, ctx, False, iteration, values, k).run()
+        kind, fn, is_async, am, spec, name, tail = fast[k]
+        if kind == MAP:
+            values[k] = [values[d] for d in spec]
             continue
         o = objs[k]
-        mode = st.mode
-        if mode == 0:
-            args, kwargs = o.args, o.kwargs
-        elif mode == 1:
-            a = list(o.args)
-            for i, d in st.subs:
-                a[i] = values[d]
-            args, kwargs = a, o.kwargs
+        kwargs = None
+        if am == A_ONE:
+            args = (values[spec],)
+        elif am == A_LIT:
+            args = o[ARGS]
+        elif am == A_ALL:
+            args = [values[d] for d in spec]
+        elif am == A_LIT_KW:
+            args, kwargs = o[ARGS], o[KWARGS]
+        elif am == A_SUBS:
+            args = list(o[ARGS])
+            for i, d in spec:
+                args[i] = values[d]
+            kwargs = o[KWARGS]
         else:
-            args, kwargs = resolve_args(st, o, values, ctx, None)
+            args, kwargs = resolve_args(prog.steps[k], o, values, ctx, None)
         if bus is not None:
-            bus.publish(TaskExecutionStarted(run_id, st.name, k, iteration))
+            bus.publish(TaskExecutionStarted(ctx.run_id, name, k, iteration))
         try:
-            if st.is_async:
-                coro = st.fn(*args, **kwargs)
-                try:
-                    pending = coro.send(None)
-                except StopIteration as stop:
-                    v = stop.value
+            if is_async:
+                coro = fn(*args, **kwargs) if kwargs else fn(*args)
+                if tail:
+                    v = await coro
                 else:
-                    if not st.tail_dependent:
-                        return await Scheduler(prog, objs, ctx, False, values, k, (coro, pending)).run()
-                    v = await _resume(coro, pending)
+                    try:
+                        pending = coro.send(None)
+                    except StopIteration as stop:
+                        v = stop.value
+                    else:
+                        return await Scheduler(prog, objs, ctx, False, iteration, values, k,
+                                               (coro, pending)).run()
             else:
-                v = st.fn(*args, **kwargs)
-            if k != last and _is_lazy(v):
-                v = await ctx.evaluate(v)
+                v = fn(*args, **kwargs) if kwargs else fn(*args)
+            t = type(v)
+            if (t is LazyResult or t is MappedLazyResult) and k != last:
+                coro = ctx.evaluate(v)  # a non-target call returned a lazy result: its value is ours
+                if tail:
+                    v = await coro
+                else:
+                    try:
+                        pending = coro.send(None)
+                    except StopIteration as stop:
+                        v = stop.value
+                    else:
+                        return await Scheduler(prog, objs, ctx, False, iteration, values, k,
+                                               (coro, pending)).run()
         except BaseException as exc:
             if bus is not None:
-                bus.publish(TaskExecutionFinished(run_id, st.name, k, iteration, "Failed", repr(exc)))
+                bus.publish(TaskExecutionFinished(ctx.run_id, name, k, iteration, "Failed", repr(exc)))
             raise
         if bus is not None:
-            bus.publish(TaskExecutionFinished(run_id, st.name, k, iteration))
+            bus.publish(TaskExecutionFinished(ctx.run_id, name, k, iteration))
         values[k] = v
     return values[last], None
 
@@ -213,7 +238,7 @@ async def run_sequential(prog: Program, objs: list[Any], ctx: RunContext) -> tup
 class Scheduler:
     """The general walker (see the module docstring for its states and transitions)."""
 
-    def __init__(self, prog: Program, objs: list[Any], ctx: RunContext, full: bool,
+    def __init__(self, prog: Program, objs: list[Any], ctx: RunContext, full: bool, iteration: int,
                  values: list[Any] | None = None, start: int = 0,
                  suspended: tuple[Any, Any] | None = None) -> None:
         n = prog.size
@@ -224,7 +249,7 @@ class Scheduler:
         self.ctx = ctx
         self.full = full
         self.flow = full or not prog.simple
-        self.iteration = ctx.iteration
+        self.iteration = iteration
         self.bus = ctx.bus if ctx.bus.active else None
         self.values = values if values is not None else [None] * n
         self.skipped: list[str | None] = [None] * n

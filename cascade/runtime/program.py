@@ -23,6 +23,9 @@ __all__ = ["CALL", "MAP", "ROUTER", "Program", "Step", "compile_program"]
 
 CALL, MAP, ROUTER = 0, 1, 2
 
+# How the sequential walker builds a call's arguments (chosen once per template):
+A_LIT, A_LIT_KW, A_ONE, A_ALL, A_SUBS, A_GENERAL = range(6)
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -60,6 +63,7 @@ class Program:
     """A compiled iteration plan, shared by every run of one engine (never mutated)."""
 
     steps: tuple[Step, ...]
+    fast: tuple[tuple[Any, ...], ...]  # per step (kind, fn, is_async, arg mode, arg spec, name, tail_dependent)
     order: tuple[int, ...]  # canonical graph index of each step
     template_id: str
     shape: int
@@ -185,11 +189,27 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     pure_tasks = [nd.obj.task for nd in nodes if nd.kind == "call" and nd.obj.task.pure]
     bind_by_graph = len(pure_tasks) != len(set(map(id, pure_tasks))) or graph.pure_merges > 0
     return Program(
-        steps=steps, order=order, template_id=graph.template_id, shape=nodes[-1].obj._shape, simple=simple,
+        steps=steps, fast=tuple(_fast_entry(s, nodes[s.pos].obj) for s in steps), order=order, template_id=graph.template_id, shape=nodes[-1].obj._shape, simple=simple,
         has_routers=has_routers, needed=tuple(needed), extract=extract, shared=shared,
         shapes=tuple(nd.obj._shape for nd in nodes), bind_by_graph=bind_by_graph,
         params=tuple(params.values()), envs=tuple(envs.values()), run_resources=tuple(run_res),
     )
+
+
+def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
+    """The sequential walker's view of a step: one tuple unpack instead of many attribute reads."""
+    if st.kind != CALL:
+        return (st.kind, None, False, A_GENERAL, st.deps, st.name, st.tail_dependent)
+    nd = st.ndata
+    if st.mode == 0 and not st.injected:
+        mode, spec = (A_LIT_KW if obj.kwargs else A_LIT), None
+    elif st.mode == 1 and not obj.kwargs and not st.injected and len(obj.args) == nd:
+        mode, spec = (A_ONE, st.deps[0]) if nd == 1 else (A_ALL, st.deps[:nd])
+    elif st.mode == 1 and not st.injected:
+        mode, spec = A_SUBS, st.subs
+    else:
+        mode, spec = A_GENERAL, None
+    return (CALL, st.fn, st.is_async, mode, spec, st.name, st.tail_dependent)
 
 
 def _descendant_counts(steps_args: list[dict[str, Any]], consumers: list[set[int]], n: int) -> list[int]:

@@ -14,6 +14,7 @@ no uuid, no signature inspection. Each lazy result carries, computed once at cre
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .markers import Marker
@@ -73,29 +74,36 @@ def _sorted_keys(d: Mapping[Any, Any]) -> list[Any]:
         return sorted(d, key=lambda k: (type(k).__qualname__, repr(k)))
 
 
-class LazyResult:
+# Field positions of a LazyResult (a tuple underneath: one C call creates it, and it is immutable).
+TASK, ARGS, KWARGS, COND, AFTER, SEQ, RETRY, CACHE, CONSTRAINTS, DEPS, NDATA, SHAPE, MODE, BASE = range(14)
+_tuple_new = tuple.__new__
+
+
+class LazyResult(tuple):
     """An immutable description of one call of a task: ``task``, ``args``, ``kwargs`` and policies.
 
     Chaining methods (``run_if``, ``after``, ``with_retry``, ``with_cache``, ``with_constraints``)
-    return a new lazy result and leave the receiver unchanged.
+    return a new lazy result and leave the receiver unchanged. Lazy results compare and hash by
+    identity: two calls with equal arguments are still two calls.
     """
 
-    __slots__ = (
-        "task", "args", "kwargs", "cond", "after_deps", "seq_deps", "retry", "cache", "constraints",
-        "_deps", "_ndata", "_shape", "_mode", "_base",
-    )
+    __slots__ = ()
 
-    task: Task
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    cond: LazyResult | None
-    after_deps: tuple[Any, ...]
-    seq_deps: tuple[Any, ...]
-    retry: RetryPolicy | None
-    cache: CachePolicy | None
-    constraints: tuple[tuple[str, float], ...]
+    task: Task = property(itemgetter(TASK))  # type: ignore[assignment]
+    args: tuple[Any, ...] = property(itemgetter(ARGS))  # type: ignore[assignment]
+    kwargs: dict[str, Any] = property(itemgetter(KWARGS))  # type: ignore[assignment]
+    cond: LazyResult | None = property(itemgetter(COND))  # type: ignore[assignment]
+    after_deps: tuple[Any, ...] = property(itemgetter(AFTER))  # type: ignore[assignment]
+    seq_deps: tuple[Any, ...] = property(itemgetter(SEQ))  # type: ignore[assignment]
+    retry: RetryPolicy | None = property(itemgetter(RETRY))  # type: ignore[assignment]
+    cache: CachePolicy | None = property(itemgetter(CACHE))  # type: ignore[assignment]
+    constraints: tuple[tuple[str, float], ...] = property(itemgetter(CONSTRAINTS))  # type: ignore[assignment]
+    _deps: tuple[Any, ...] = property(itemgetter(DEPS))  # type: ignore[assignment]
+    _ndata: int = property(itemgetter(NDATA))  # type: ignore[assignment]
+    _shape: int = property(itemgetter(SHAPE))  # type: ignore[assignment]
+    _mode: int = property(itemgetter(MODE))  # type: ignore[assignment]
 
-    def __init__(self, *_: Any, **__: Any) -> None:
+    def __new__(cls, *_: Any, **__: Any) -> LazyResult:
         raise TypeError("LazyResult is created by calling a task, not directly")
 
     # -- chaining --------------------------------------------------------------------------------
@@ -103,24 +111,24 @@ class LazyResult:
         """Run only if ``condition`` (a lazy result) is truthy, else skip with ``ConditionFalse``."""
         if not isinstance(condition, (LazyResult, MappedLazyResult)):
             raise TypeError(f"{self.task.name}.run_if() needs a lazy result, got {type(condition).__name__}")
-        return self._evolve(cond=condition)
+        return self._evolve(COND, condition)
 
     def after(self, *others: Any) -> LazyResult:
         """Order this call after ``others`` without using their values."""
         for other in others:
             if not isinstance(other, (LazyResult, MappedLazyResult)):
                 raise TypeError(f"{self.task.name}.after() takes lazy results, got {type(other).__name__}")
-        return self._evolve(after_deps=self.after_deps + tuple(others))
+        return self._evolve(AFTER, self.after_deps + tuple(others))
 
     def with_retry(self, max_attempts: int = 3, delay: float = 0.0, backoff: float = 1.0) -> LazyResult:
         """Retry on exception; ``max_attempts`` is the total number of attempts, the first included."""
-        return self._evolve(retry=RetryPolicy(max_attempts, delay, backoff))
+        return self._evolve(RETRY, RetryPolicy(max_attempts, delay, backoff))
 
     def with_cache(self, policy: CachePolicy) -> LazyResult:
         """Skip execution when ``policy`` holds a value for (task, all resolved inputs)."""
         if not (callable(getattr(policy, "get", None)) and callable(getattr(policy, "set", None))):
             raise TypeError(f"{self.task.name}.with_cache() needs a cache policy with get/set, got {policy!r}")
-        return self._evolve(cache=policy)
+        return self._evolve(CACHE, policy)
 
     def with_constraints(self, **amounts: float) -> LazyResult:
         """Hold ``amounts`` of the engine's ``system_resources`` while this call runs."""
@@ -129,20 +137,35 @@ class LazyResult:
                 raise ValueError(f"{self.task.name}.with_constraints({name}=...) needs a number >= 0, got {amount!r}")
         merged = dict(self.constraints)
         merged.update(amounts)
-        return self._evolve(constraints=tuple(sorted(merged.items())))
+        return self._evolve(CONSTRAINTS, tuple(sorted(merged.items())))
 
-    def _evolve(self, **changes: Any) -> LazyResult:
-        new = object.__new__(LazyResult)
-        for slot in ("task", "args", "kwargs", "cond", "after_deps", "seq_deps", "retry", "cache",
-                     "constraints", "_base", "_ndata", "_mode"):
-            object.__setattr__(new, slot, getattr(self, slot))
-        for name, value in changes.items():
-            object.__setattr__(new, name, value)
-        _finish(new)
-        return new
+    def _evolve(self, field: int, value: Any) -> LazyResult:
+        fields = list(self[:])  # tuple slicing: the overridden __iter__ refuses on purpose
+        fields[field] = value
+        return _finish(fields)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("LazyResult is immutable; chaining methods return a new one")
+    # -- a lazy result is not a value: refuse what would silently misbehave -------------------------
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+    __lt__ = object.__lt__
+    __le__ = object.__le__
+    __gt__ = object.__gt__
+    __ge__ = object.__ge__
+
+    def __iter__(self) -> Any:
+        raise TypeError(f"a lazy call of {self.task.name} cannot be iterated or unpacked before it runs")
+
+    def __len__(self) -> int:
+        raise TypeError(f"a lazy call of {self.task.name} has no length before it runs")
+
+    def __add__(self, other: Any) -> Any:
+        return NotImplemented
+
+    __mul__ = __rmul__ = __add__
+
+    def __contains__(self, item: Any) -> bool:
+        raise TypeError(f"a lazy call of {self.task.name} has no items before it runs")
 
     def __bool__(self) -> bool:
         raise TypeError(
@@ -150,23 +173,15 @@ class LazyResult:
             "use .run_if(...) or cs.Router(...)"
         )
 
+    def __getnewargs__(self) -> Any:
+        raise TypeError("lazy results are not picklable")
+
     def __repr__(self) -> str:
         return f"<LazyResult {self.task.name}>"
 
 
 def new_lazy(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LazyResult:
-    """Create a lazy result; the fast path for the one-in-a-million common case of plain args."""
-    lr = object.__new__(LazyResult)
-    sa = object.__setattr__
-    sa(lr, "task", task)
-    sa(lr, "args", args)
-    sa(lr, "kwargs", kwargs)
-    sa(lr, "cond", None)
-    sa(lr, "after_deps", ())
-    sa(lr, "seq_deps", ())
-    sa(lr, "retry", None)
-    sa(lr, "cache", None)
-    sa(lr, "constraints", ())
+    """Create a lazy result for ``task(*args, **kwargs)``; see the module docstring for the fields."""
     deps: list[Any] = []
     parts = []
     mode = 0
@@ -176,7 +191,7 @@ def new_lazy(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LazyR
             continue
         if t is LazyResult:
             deps.append(a)
-            parts.append((i, a._shape))
+            parts.append((i, a[SHAPE]))
             if mode == 0:
                 mode = 1
             continue
@@ -193,34 +208,31 @@ def new_lazy(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LazyR
         base = hash((task.key, len(args), tuple(sorted(kwargs)), tuple(parts)))
     else:
         base = hash((task.key, len(args), tuple(parts)))
-    sa(lr, "_base", base)
-    sa(lr, "_ndata", len(deps))
-    sa(lr, "_mode", mode)
-    sa(lr, "_deps", tuple(deps))
-    sa(lr, "_shape", base)
-    return lr
+    return _tuple_new(LazyResult, (task, args, kwargs, None, (), (), None, None, (), tuple(deps),
+                                   len(deps), base, mode, base))
 
 
-def _finish(lr: LazyResult) -> None:
-    """Recompute ``_deps`` and ``_shape`` after a chaining method changed policies."""
-    sa = object.__setattr__
+def _finish(f: list[Any]) -> LazyResult:
+    """Build a lazy result from fields whose policies changed: recompute dependencies and shape."""
     data: list[Any] = []
-    for a in lr.args:
+    for a in f[ARGS]:
         _scan(a, data)
-    for k in sorted(lr.kwargs):
-        _scan(lr.kwargs[k], data)
-    extra = ((lr.cond,) if lr.cond is not None else ()) + lr.after_deps + lr.seq_deps
-    sa(lr, "_deps", tuple(data) + extra)
-    sa(lr, "_ndata", len(data))
+    for k in sorted(f[KWARGS]):
+        _scan(f[KWARGS][k], data)
+    cond, retry, cache = f[COND], f[RETRY], f[CACHE]
+    extra = ((cond,) if cond is not None else ()) + f[AFTER] + f[SEQ]
+    f[DEPS] = tuple(data) + extra
+    f[NDATA] = len(data)
     policy = (
-        lr.cond._shape if lr.cond is not None else None,
-        tuple(d._shape for d in lr.after_deps),
-        tuple(d._shape for d in lr.seq_deps),
-        (lr.retry.max_attempts, lr.retry.delay, lr.retry.backoff) if lr.retry else None,
-        id(lr.cache) if lr.cache is not None else None,
-        lr.constraints,
+        cond._shape if cond is not None else None,
+        tuple(d._shape for d in f[AFTER]),
+        tuple(d._shape for d in f[SEQ]),
+        (retry.max_attempts, retry.delay, retry.backoff) if retry else None,
+        id(cache) if cache is not None else None,
+        f[CONSTRAINTS],
     )
-    sa(lr, "_shape", hash((lr._base, policy)))
+    f[SHAPE] = hash((f[BASE], policy))
+    return _tuple_new(LazyResult, tuple(f))
 
 
 class MappedLazyResult:
@@ -317,7 +329,7 @@ def sequence(steps: Sequence[Any]) -> LazyResult:
             raise TypeError(f"cs.sequence() step {i} must be a lazy result, got {type(step).__name__}")
     prev = steps[0]
     for step in steps[1:]:
-        prev = step._evolve(seq_deps=step.seq_deps + (prev,))
+        prev = step._evolve(SEQ, step.seq_deps + (prev,))
     return prev
 
 
