@@ -79,7 +79,7 @@ def measure_workload(workload: Workload, loop: asyncio.AbstractEventLoop, *, qui
     Each timed run uses a fresh engine, so a hot run includes its own first (slow) iterations.
     """
     modes = {m: Measurement(m, workload.iterations(quick=quick, slow=(m == "slow"))) for m in MODES}
-    for m in MODES:  # warm-up: imports, code objects, allocator pools
+    for m in MODES if workload.warm_up else ():  # warm-up: code paths, allocator pools
         if progress:
             progress(f"{workload.title}: warm-up {m}")
         loop.run_until_complete(_timed(workload, m, max(1, modes[m].iterations // 10)))

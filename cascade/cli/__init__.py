@@ -1,0 +1,1 @@
+"""The ``cascade`` command line (``cascade bench``, ``cascade dry-run``); see :mod:`cascade.cli.main`."""
