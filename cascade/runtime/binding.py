@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..spec.lazy import DEPS, SHAPE, LazyResult
 from .program import Program
 
 __all__ = ["bind"]
@@ -22,14 +23,14 @@ def bind(prog: Program, target: Any) -> list[Any] | None:
     """The lazy objects of ``target``'s iteration in ``prog``'s plan order, or ``None`` on mismatch."""
     n = len(prog.steps)
     if n == 1:
-        return [target]
+        return [target]  # the target's shape matched the program's: nothing else to fetch
     objs: list[Any] = [None] * n
     objs[n - 1] = target
     shapes = prog.shapes
     try:
         for p, parent, slot in prog.extract:
-            o = objs[parent]._deps[slot]
-            if o._shape != shapes[p]:
+            o = objs[parent][DEPS][slot] if type(objs[parent]) is LazyResult else objs[parent]._deps[slot]
+            if (o[SHAPE] if type(o) is LazyResult else o._shape) != shapes[p]:
                 return None
             objs[p] = o
     except (IndexError, AttributeError):  # only on a hash collision between different shapes

@@ -19,19 +19,16 @@ import os
 import weakref
 from collections import OrderedDict
 from concurrent.futures import Executor
-from time import perf_counter
 from typing import Any, Mapping
 
-from ..errors import DependencyMissingError
 from ..graph.build import build_graph
 from ..graph.plan import NativeSolver, Solver
 from ..spec.lazy import LazyResult, MappedLazyResult
 from ..spec.resource import Resource
-from .binding import bind
 from .constraints import ConstraintManager
 from .context import RunContext
 from .events import Event, MessageBus, RunFinished, RunStarted, StaticAnalysisWarning
-from .executor import execute
+from .loop import drive
 from .program import Program, compile_program
 from .state import StateBackend
 from .stats import EngineStats
@@ -44,10 +41,6 @@ _pid = os.getpid()
 
 # A recursion whose template was new this many iterations in a row never reaches a hot plan.
 _CHANGING_STREAK = 3
-# A loop that never suspends yields to the event loop after this much work (seconds) ...
-_FAIRNESS_SLICE = 0.001
-# ... checked every this many iterations (a power of two minus one, used as a mask).
-_FAIRNESS_MASK = 63
 
 
 class Engine:
@@ -156,72 +149,12 @@ class Engine:
 
     async def _evaluate(self, target: Any, ctx: RunContext) -> Any:
         """The tail-call loop of one run (also used for a lazy result returned by a non-target node)."""
-        stats = self.stats
-        hot = self.hot_plans
-        plans = self._plans
-        current = target
-        prev_task: Any = None
-        streak = 0
-        tick = 0
-        last_yield = perf_counter()
-        while True:
-            ctx.iteration += 1
-            prog = None
-            objs = None
-            if hot:
-                prog = plans.get(current._shape)
-                if prog is not None:
-                    plans.move_to_end(current._shape)
-                    objs = self._bind(prog, current)
-                    if objs is None:
-                        prog = None
-            if prog is not None:
-                stats.hot_plan_hits += 1
-                full = False
-                streak = 0
-            else:
-                if hot:
-                    stats.hot_plan_misses += 1
-                prog, objs = self._compile(current)
-                full = True
-                task = getattr(current, "task", None)
-                if hot and task is not None:
-                    streak = streak + 1 if task is prev_task else 0
-                    if streak >= _CHANGING_STREAK and task not in self._warned:
-                        self._warn_changing(task, ctx)
-                prev_task = task
-            if prog.params or prog.envs:
-                for marker in prog.params:
-                    marker.resolve(ctx.params)  # raises ParamError before any task of it runs
-                for env in prog.envs:
-                    env.resolve()
-            if ctx.state is not None and ctx.iteration > 1:
-                ctx.state.clear(ctx.run_id)  # the finished iteration's state is not needed again
-            value, reason = await execute(prog, objs, ctx, full)
-            if reason is not None:
-                if reason == "UpstreamSkipped_Sequence":
-                    return None
-                name = getattr(getattr(current, "task", None), "name", "target")
-                raise DependencyMissingError(
-                    f"the target {name!r} produced no value: it was skipped ({reason})", reason
-                )
-            t = type(value)
-            if t is LazyResult or t is MappedLazyResult:
-                stats.tail_calls += 1
-                current = value
-                del value, objs
-                tick += 1
-                if not tick & _FAIRNESS_MASK:
-                    now = perf_counter()
-                    if now - last_yield > _FAIRNESS_SLICE:
-                        await asyncio.sleep(0)  # let other runs progress (the loop may never suspend)
-                        last_yield = perf_counter()
-                continue
-            return value
+        return await drive(self, target, ctx)
 
-    def _bind(self, prog: Program, target: Any) -> list[Any] | None:
-        if not prog.bind_by_graph:
-            return bind(prog, target)
+    def _shape_watch(self) -> _ShapeWatch:
+        return _ShapeWatch(self)
+
+    def _bind_by_graph(self, prog: Program, target: Any) -> list[Any] | None:
         # Pure nodes may merge differently from one iteration to the next: only a graph build can
         # tell, so such templates bind through one (still no solving or compiling).
         graph = build_graph(target)
@@ -254,6 +187,30 @@ class Engine:
         _log.warning(message)
         if self.bus.active:
             self.bus.publish(StaticAnalysisWarning(ctx.run_id, "CS-W001", task.name, message))
+
+
+class _ShapeWatch:
+    """Per-loop detector of recursions whose template changes on every iteration (CS-W001)."""
+
+    __slots__ = ("engine", "prev_task", "streak")
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.prev_task: Any = None
+        self.streak = 0
+
+    def hit(self) -> None:
+        self.streak = 0
+
+    def miss(self, target: Any, ctx: RunContext) -> None:
+        engine = self.engine
+        task = getattr(target, "task", None)
+        if not engine.hot_plans or task is None:
+            return
+        self.streak = self.streak + 1 if task is self.prev_task else 0
+        self.prev_task = task
+        if self.streak >= _CHANGING_STREAK and task not in engine._warned:
+            engine._warn_changing(task, ctx)
 
 
 def run(target: Any, params: Mapping[str, Any] | None = None, **engine_options: Any) -> Any:

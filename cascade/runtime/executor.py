@@ -1,8 +1,8 @@
-"""Executing one iteration's :class:`~cascade.runtime.program.Program`.
+"""The scheduler that executes one iteration's :class:`~cascade.runtime.program.Program`.
 
 Two walkers share one contract, and the property suite proves them equal:
 
-``run_sequential``
+the sequential walker (in :mod:`cascade.runtime.loop`, fused into the tail-call loop)
     The hot path for *simple* programs (no conditions, sequences, Routers, retries, caches,
     constraints, resources; see ``Program.simple``). It runs steps in plan order inline, the way a
     hand-written ``await`` loop would: a sync step is called, an async step's coroutine is stepped
@@ -34,31 +34,31 @@ from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RouteError
-from ..spec.lazy import ARGS, KWARGS, LazyResult, MappedLazyResult, Router
+from ..spec.lazy import LazyResult, MappedLazyResult, Router
 from ..spec.markers import Env, Inject, Param
 from .events import (
     ResourceAcquired, ResourceReleased, TaskBlocked, TaskExecutionFinished, TaskExecutionStarted,
     TaskRetrying, TaskSkipped,
 )
-from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, A_SUBS, CALL, MAP, ROUTER, Program, Step
+from .program import MAP, ROUTER, Program, Step
 from .resources import setup_resource, teardown_resource
 
 if TYPE_CHECKING:
     from .context import RunContext
 
-__all__ = ["execute"]
+__all__ = ["Scheduler", "is_lazy", "resolve_args", "resume"]
 
 PENDING, RUNNING, ROUTING, DONE, SKIPPED = range(5)
 _ATOMIC = frozenset({int, float, str, bool, type(None), bytes, complex})
 
 
-def _is_lazy(value: Any) -> bool:
+def is_lazy(value: Any) -> bool:
     t = type(value)
     return t is LazyResult or t is MappedLazyResult
 
 
 @types.coroutine
-def _resume(coro: Any, pending: Any) -> Any:
+def resume(coro: Any, pending: Any) -> Any:
     """Continue a coroutine that was stepped once by hand and suspended on ``pending``.
 
     Re-yields what the coroutine yields to whichever Task awaits this, and forwards what the Task
@@ -83,7 +83,7 @@ def _resume(coro: Any, pending: Any) -> Any:
 
 
 async def _await_resumed(coro: Any, pending: Any) -> Any:
-    return await _resume(coro, pending)
+    return await resume(coro, pending)
 
 
 def resolve_args(st: Step, obj: LazyResult, values: list[Any], ctx: RunContext,
@@ -144,95 +144,6 @@ def _resource_value(name: str, ctx: RunContext, task_res: dict[str, Any] | None)
     if task_res is not None and name in task_res:
         return task_res[name]
     return ctx.resources.values[name]
-
-
-async def execute(prog: Program, objs: list[Any], ctx: RunContext, full: bool) -> tuple[Any, str | None]:
-    """Run one iteration; returns ``(target value, None)`` or ``(None, skip reason)``.
-
-    ``full=True`` (the slow path) always uses the scheduler with every check on.
-    """
-    if prog.simple and not full and ctx.state is None:
-        return await run_sequential(prog, objs, ctx)
-    return await Scheduler(prog, objs, ctx, full, ctx.iteration).run()
-
-
-async def run_sequential(prog: Program, objs: list[Any], ctx: RunContext) -> tuple[Any, str | None]:
-    """The sequential walker (see the module docstring).
-
-    A step every later step depends on is awaited with a plain ``await``: when it completes without
-    suspending that costs what a hand-written ``await`` costs, and when it suspends nothing else of
-    the iteration could run meanwhile. Any other async step is stepped once with ``send(None)``; if
-    it suspends, the scheduler takes the rest of the iteration over, coroutine included.
-    """
-    fast = prog.fast
-    n = len(fast)
-    last = n - 1
-    values: list[Any] = [None] * n
-    bus = ctx.bus if ctx.bus.active else None
-    cm = ctx.constraints
-    iteration = ctx.iteration
-    for k in range(n):
-        if cm.gating:  # checked per step: a task body (or anyone, while we awaited) may pause
-            return await Scheduler(prog, objs, ctx, False, iteration, values, k).run()
-        kind, fn, is_async, am, spec, name, tail = fast[k]
-        if kind == MAP:
-            values[k] = [values[d] for d in spec]
-            continue
-        o = objs[k]
-        kwargs = None
-        if am == A_ONE:
-            args = (values[spec],)
-        elif am == A_LIT:
-            args = o[ARGS]
-        elif am == A_ALL:
-            args = [values[d] for d in spec]
-        elif am == A_LIT_KW:
-            args, kwargs = o[ARGS], o[KWARGS]
-        elif am == A_SUBS:
-            args = list(o[ARGS])
-            for i, d in spec:
-                args[i] = values[d]
-            kwargs = o[KWARGS]
-        else:
-            args, kwargs = resolve_args(prog.steps[k], o, values, ctx, None)
-        if bus is not None:
-            bus.publish(TaskExecutionStarted(ctx.run_id, name, k, iteration))
-        try:
-            if is_async:
-                coro = fn(*args, **kwargs) if kwargs else fn(*args)
-                if tail:
-                    v = await coro
-                else:
-                    try:
-                        pending = coro.send(None)
-                    except StopIteration as stop:
-                        v = stop.value
-                    else:
-                        return await Scheduler(prog, objs, ctx, False, iteration, values, k,
-                                               (coro, pending)).run()
-            else:
-                v = fn(*args, **kwargs) if kwargs else fn(*args)
-            t = type(v)
-            if (t is LazyResult or t is MappedLazyResult) and k != last:
-                coro = ctx.evaluate(v)  # a non-target call returned a lazy result: its value is ours
-                if tail:
-                    v = await coro
-                else:
-                    try:
-                        pending = coro.send(None)
-                    except StopIteration as stop:
-                        v = stop.value
-                    else:
-                        return await Scheduler(prog, objs, ctx, False, iteration, values, k,
-                                               (coro, pending)).run()
-        except BaseException as exc:
-            if bus is not None:
-                bus.publish(TaskExecutionFinished(ctx.run_id, name, k, iteration, "Failed", repr(exc)))
-            raise
-        if bus is not None:
-            bus.publish(TaskExecutionFinished(ctx.run_id, name, k, iteration))
-        values[k] = v
-    return values[last], None
 
 
 class Scheduler:
@@ -442,8 +353,8 @@ class Scheduler:
         """Finish a call the sequential walker started and handed over while it was suspended."""
         st = self.steps[p]
         try:
-            v = await _resume(coro, pending)
-            if p != len(self.steps) - 1 and _is_lazy(v):
+            v = await resume(coro, pending)
+            if p != len(self.steps) - 1 and is_lazy(v):
                 v = await self.ctx.evaluate(v)
         except BaseException as exc:
             self._emit_finished(p, st, "Failed", exc)
@@ -529,7 +440,7 @@ class Scheduler:
                     )
                 else:
                     v = st.fn(*args, **kwargs)
-                if p != len(self.steps) - 1 and _is_lazy(v):
+                if p != len(self.steps) - 1 and is_lazy(v):
                     v = await self.ctx.evaluate(v)
             except Exception as exc:
                 retry = st.retry

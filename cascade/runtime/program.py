@@ -74,6 +74,7 @@ class Program:
     shared: tuple[tuple[int, int, int], ...]  # further (consumer, slot, position) edges to verify
     shapes: tuple[int, ...]
     bind_by_graph: bool  # pure nodes could merge differently: bind through a graph build
+    checks_inputs: bool  # has params or envs to check before the iteration runs
     params: tuple[Param, ...]
     envs: tuple[Env, ...]
     run_resources: tuple[str, ...]
@@ -192,7 +193,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         steps=steps, fast=tuple(_fast_entry(s, nodes[s.pos].obj) for s in steps), order=order, template_id=graph.template_id, shape=nodes[-1].obj._shape, simple=simple,
         has_routers=has_routers, needed=tuple(needed), extract=extract, shared=shared,
         shapes=tuple(nd.obj._shape for nd in nodes), bind_by_graph=bind_by_graph,
-        params=tuple(params.values()), envs=tuple(envs.values()), run_resources=tuple(run_res),
+        checks_inputs=bool(params or envs), params=tuple(params.values()), envs=tuple(envs.values()), run_resources=tuple(run_res),
     )
 
 

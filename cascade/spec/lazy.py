@@ -180,36 +180,49 @@ class LazyResult(tuple):
         return f"<LazyResult {self.task.name}>"
 
 
-def new_lazy(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LazyResult:
-    """Create a lazy result for ``task(*args, **kwargs)``; see the module docstring for the fields."""
-    deps: list[Any] = []
-    parts = []
+def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
+    """Create a lazy result for ``task(*args, **kwargs)``; see the module docstring for the fields.
+
+    It is ``Task.__call__`` itself, so a call costs one Python frame; the shape hash is folded
+    argument by argument so that plain literals cost nothing but a type check.
+    """
+    deps: list[Any] | None = None
+    h = task.key
     mode = 0
-    for i, a in enumerate(args):
+    i = 0
+    for a in args:
         t = type(a)
-        if t in _ATOMIC:
-            continue
         if t is LazyResult:
-            deps.append(a)
-            parts.append((i, a[SHAPE]))
+            if deps is None:
+                deps = [a]
+            else:
+                deps.append(a)
+            h = hash((h, i, a[SHAPE]))
             if mode == 0:
                 mode = 1
-            continue
-        s = _scan(a, deps)
-        if s is not None:
-            parts.append((i, s))
-            mode = 2
+        elif t not in _ATOMIC:
+            found: list[Any] = []
+            shape = _scan(a, found)
+            if shape is not None:
+                deps = found if deps is None else deps + found
+                h = hash((h, i, shape))
+                mode = 2
+        i += 1
     if kwargs:
         for k in sorted(kwargs):
-            s = _scan(kwargs[k], deps)
-            if s is not None:
-                parts.append((k, s))
+            found = []
+            shape = _scan(kwargs[k], found)
+            if shape is not None:
+                deps = found if deps is None else deps + found
+                h = hash((h, k, shape))
                 mode = 2
-        base = hash((task.key, len(args), tuple(sorted(kwargs)), tuple(parts)))
+        h = hash((h, i, tuple(sorted(kwargs))))
     else:
-        base = hash((task.key, len(args), tuple(parts)))
+        h = hash((h, i))
+    if deps is None:
+        return _tuple_new(LazyResult, (task, args, kwargs, None, (), (), None, None, (), (), 0, h, 0, h))
     return _tuple_new(LazyResult, (task, args, kwargs, None, (), (), None, None, (), tuple(deps),
-                                   len(deps), base, mode, base))
+                                   len(deps), h, mode, h))
 
 
 def _finish(f: list[Any]) -> LazyResult:

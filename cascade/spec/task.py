@@ -61,8 +61,7 @@ class Task:
         self.injected = _injected_params(fn)
         functools.update_wrapper(self, fn, updated=())  # type: ignore[arg-type]
 
-    def __call__(self, *args: Any, **kwargs: Any) -> LazyResult:
-        return new_lazy(self, args, kwargs)
+    __call__ = new_lazy  # ``task(*args, **kwargs)``: a LazyResult, nothing runs
 
     def map(self, **iterables: Iterable[Any]) -> MappedLazyResult:
         """One call per element of the iterables (equal lengths), the result a list in input order.
@@ -88,7 +87,7 @@ class Task:
         n = next(iter(lengths.values()))
         names = list(columns)
         return MappedLazyResult(
-            self, tuple(new_lazy(self, (), {a: columns[a][i] for a in names}) for i in range(n))
+            self, tuple(new_lazy(self, **{a: columns[a][i] for a in names}) for i in range(n))
         )
 
     def __repr__(self) -> str:
