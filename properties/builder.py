@@ -1,0 +1,300 @@
+"""Turning a :class:`~properties.model.Workflow` description into real tasks and lazy results.
+
+Tasks record every call they make (``call_key(name, args, kwargs)``) into the :class:`Recorder` of the
+run they belong to, found through a context variable that each run sets in its own asyncio task
+(the engine's child tasks inherit it). Flaky counters and resource set-up counts live in the
+recorder too, so nothing is shared between runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+import random
+from collections import Counter
+from typing import Any
+
+import cascade as cs
+
+from .model import (
+    RUN_RESOURCE, TASK_RESOURCE, Node, Workflow, body_for, call_key, combine, deps_of, literal,
+    map_elements, resource_value, task_key, task_name,
+)
+
+CURRENT: contextvars.ContextVar[Recorder] = contextvars.ContextVar("cascade_properties_recorder")
+_prefixes = itertools.count(1)
+
+
+def fresh_prefix(tag: str = "w") -> str:
+    """A task-name prefix never used before in this process."""
+    return f"{tag}{next(_prefixes)}_"
+
+
+class Recorder:
+    """What one run did: its calls, flaky attempt counters, resource set-ups and teardowns."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.flaky: Counter[str] = Counter()
+        self.setups: Counter[str] = Counter()
+        self.teardowns: Counter[str] = Counter()
+        self.hang: asyncio.Event | None = None
+
+    def record(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> str:
+        key = call_key(name, args, kwargs or {})
+        self.calls[key] += 1
+        return key
+
+
+def _rec() -> Recorder:
+    return CURRENT.get()
+
+
+def make_resources() -> list[cs.Resource]:
+    @cs.resource(name=RUN_RESOURCE, scope="run")
+    def rrun() -> Any:
+        rec = _rec()
+        rec.setups[RUN_RESOURCE] += 1
+        yield resource_value(RUN_RESOURCE)
+        rec.teardowns[RUN_RESOURCE] += 1
+
+    @cs.resource(name=TASK_RESOURCE, scope="task")
+    def rtask() -> Any:
+        rec = _rec()
+        rec.setups[TASK_RESOURCE] += 1
+        yield resource_value(TASK_RESOURCE)
+        rec.teardowns[TASK_RESOURCE] += 1
+
+    return [rrun, rtask]
+
+
+def make_engine(hot: bool, **options: Any) -> cs.Engine:
+    return cs.Engine(hot_plans=hot, system_resources=dict(CAPACITY_FOR_ENGINE), resources=make_resources(),
+                     **options)
+
+
+CAPACITY_FOR_ENGINE = {"slots": 2}
+
+
+# -- task factories (one code object per kind, so fingerprints are deterministic across processes) --
+
+def _plain(name: str, kind: str, node: Node) -> Any:
+    if kind == "async":
+        async def fn(lit: int, *inputs: Any) -> Any:
+            _rec().record(name, (lit, *inputs))
+            return combine(lit, inputs)
+    elif kind in ("suspend", "constrained"):
+        async def fn(lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
+            _rec().record(name, (lit, *inputs))
+            await asyncio.sleep(0)
+            return combine(lit, inputs)
+    elif kind == "pred":
+        def fn(lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
+            _rec().record(name, (lit, *inputs))
+            return combine(lit, inputs) % 2 == 0
+    elif kind == "select":
+        modulus = node.modulus
+
+        def fn(lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
+            _rec().record(name, (lit, *inputs))
+            return combine(lit, inputs) % modulus
+    elif kind == "raise":
+        trigger = node.trigger
+
+        def fn(lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
+            _rec().record(name, (lit, *inputs))
+            if lit == trigger:
+                raise ValueError(f"{name} raised at {lit}")
+            return combine(lit, inputs)
+    elif kind == "flaky":
+        fails = node.fails
+
+        def fn(lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
+            rec = _rec()
+            key = rec.record(name, (lit, *inputs))
+            rec.flaky[key] += 1
+            if rec.flaky[key] <= fails:
+                raise ValueError(f"{name} flaky failure {rec.flaky[key]}")
+            return combine(lit, inputs)
+    elif kind == "router":
+        def fn(lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
+            _rec().record(name, (lit, *inputs))
+            return combine(lit, inputs)
+    else:  # sync, pure
+        def fn(lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
+            _rec().record(name, (lit, *inputs))
+            return combine(lit, inputs)
+    return fn
+
+
+def _resource_fn(name: str, res: str, via_arg: bool) -> Any:
+    if via_arg:
+        def fn(lit: int, value: Any, *inputs: Any) -> Any:
+            _rec().record(name, (lit, value, *inputs))
+            return combine(lit, inputs)
+        return fn
+    marker = cs.inject(res)
+
+    def fn2(lit: int, *inputs: Any, res: Any = marker) -> Any:
+        _rec().record(name, (lit, *inputs), {"res": res})
+        return combine(lit, inputs)
+    return fn2
+
+
+def _map_fn(name: str) -> Any:
+    def fn(x: Any, k: int) -> Any:
+        _rec().record(name, (), {"x": x, "k": k})
+        return combine(k, [x])
+    return fn
+
+
+def _sub_fn(name: str, built: Built, sub: int) -> Any:
+    def fn(lit: int, *inputs: Any) -> Any:
+        _rec().record(name, (lit, *inputs))
+        return built.iteration("S", sub, lit % 3)
+    return fn
+
+
+def _root_fn(name: str, built: Built, scope: str, loop: int, mode: str) -> Any:
+    wf = built.wf
+    lp = (wf.loops if scope == "L" else wf.subs)[loop]
+    raise_at = lp.raise_at
+    nxt = (loop + 1) % len(wf.loops) if scope == "L" else loop
+
+    def body(n: int, lit: int, inputs: Any) -> Any:
+        _rec().record(name, (n, lit, *inputs))
+        if raise_at == n:
+            raise RuntimeError(f"{name} raised at n={n}")
+        if n <= 0:
+            return combine(lit, inputs)
+        return built.iteration(scope, nxt, n - 1)
+
+    if mode == "sync":
+        def fn(n: int, lit: int, *inputs: Any) -> Any:
+            return body(n, lit, inputs)
+    elif mode == "async":
+        async def fn(n: int, lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
+            return body(n, lit, inputs)
+    else:
+        async def fn(n: int, lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
+            await asyncio.sleep(0)
+            return body(n, lit, inputs)
+    return fn
+
+
+class Registry:
+    """Tasks by ``task_key``: one registry may serve several descriptions (identity tests)."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[Any, cs.Task] = {}
+
+
+class Built:
+    """The tasks of one workflow description and a way to build any iteration's lazy result."""
+
+    def __init__(self, wf: Workflow, prefix: str | None = None, registry: Registry | None = None) -> None:
+        self.wf = wf
+        self.prefix = prefix if prefix is not None else fresh_prefix()
+        self.registry = registry if registry is not None else Registry()
+
+    def task(self, scope: str, loop: int, b: int, i: int, node: Node) -> cs.Task:
+        key = task_key(self.prefix, scope, loop, b, i, node)
+        t = self.registry.tasks.get(key)
+        if t is not None:
+            return t
+        name = task_name(self.prefix, scope, loop, b, i, node)
+        kind = node.kind
+        if kind == "root":
+            lp = (self.wf.loops if scope == "L" else self.wf.subs)[loop]
+            mode = lp.bodies[0].nodes[-1].mode
+            t = cs.task(_root_fn(name, self, scope, loop, mode), name=name)
+        elif kind == "pure":
+            t = cs.task(_plain(name, "pure", node), name=name, pure=True)
+        elif kind == "map":
+            t = cs.task(_map_fn(name), name=name)
+        elif kind == "resource":
+            t = cs.task(_resource_fn(name, node.res, node.via_arg), name=name)
+        elif kind == "sub":
+            t = cs.task(_sub_fn(name, self, node.sub), name=name)
+        else:
+            t = cs.task(_plain(name, kind, node), name=name)
+        self.registry.tasks[key] = t
+        return t
+
+    def target(self) -> Any:
+        return self.iteration("L", 0, self.wf.start)
+
+    def iteration(self, scope: str, loop: int, n: int, seed: int | None = None) -> Any:
+        """The lazy result of iteration ``n`` of a loop; ``seed`` shuffles the construction order
+        (any order that creates inputs first; also dict insertion orders)."""
+        b, body = body_for(self.wf, scope, loop, n)
+        nodes = body.nodes
+        order: list[int]
+        rnd = random.Random(seed) if seed is not None else None
+        if rnd is None:
+            order = list(range(len(nodes)))
+        else:
+            order = []
+            done: set[int] = set()
+            while len(order) < len(nodes):
+                ready = [i for i in range(len(nodes)) if i not in done and all(d in done for d in deps_of(nodes[i]))]
+                i = rnd.choice(ready)
+                order.append(i)
+                done.add(i)
+        objs: dict[int, Any] = {}
+        for i in order:
+            objs[i] = self._make(scope, loop, b, i, nodes[i], n, objs, rnd)
+        return objs[len(nodes) - 1]
+
+    def _make(self, scope: str, loop: int, b: int, i: int, nd: Node, n: int, objs: dict[int, Any],
+              rnd: random.Random | None) -> Any:
+        t = self.task(scope, loop, b, i, nd)
+        lit = literal(nd, n)
+        ins = [objs[j] for j in nd.inputs]
+        kind = nd.kind
+        if kind == "map":
+            elems = [objs[e[1]] if isinstance(e, tuple) else e for e in map_elements(nd, n)]
+            if rnd is not None and rnd.random() < 0.5:
+                lr: Any = t.map(k=[lit] * len(elems), x=elems)
+            else:
+                lr = t.map(x=elems, k=[lit] * len(elems))
+        elif kind == "root":
+            lr = t(n, lit, *ins)
+        elif kind == "router":
+            keys = list(range(len(nd.routes)))
+            if rnd is not None:
+                rnd.shuffle(keys)
+            router = cs.Router(objs[nd.selector], {k: objs[nd.routes[k]] for k in keys})
+            lr = t(lit, router, *ins)
+        elif kind == "resource" and nd.via_arg:
+            lr = t(lit, cs.inject(nd.res), *ins)
+        else:
+            lr = t(lit, *ins)
+        if kind == "flaky":
+            lr = lr.with_retry(max_attempts=nd.attempts)
+        if kind == "constrained":
+            lr = lr.with_constraints(**{nd.cname: nd.amount})
+        if nd.cond is not None:
+            lr = lr.run_if(objs[nd.cond])
+        if nd.after:
+            lr = lr.after(*[objs[j] for j in nd.after])
+        if nd.seq is not None:
+            lr = cs.sequence([objs[nd.seq], lr])
+        return lr
+
+
+async def run_recorded(engine: cs.Engine, target: Any, rec: Recorder) -> tuple[Any, ...]:
+    """Run ``target`` with ``rec`` as the run's recorder: ``("ok", value)`` or ``("err", type, message)``."""
+    CURRENT.set(rec)
+    try:
+        value = await engine.run(target)
+    except Exception as exc:  # noqa: BLE001 - the outcome is what we compare
+        return ("err", type(exc).__name__, str(exc))
+    return ("ok", value)
+
+
+def event_key(e: Any) -> tuple[Any, ...]:
+    """An event without its run id (and without the warning text)."""
+    fields = [f for f in e.__dataclass_fields__ if f != "run_id"]
+    return (type(e).__name__, *[getattr(e, f) for f in fields])

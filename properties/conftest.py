@@ -1,0 +1,26 @@
+"""Pytest wiring of the property suite: Hypothesis profiles (see :mod:`properties.profiles`) and the
+``nightly`` marker. The ci run deselects ``nightly`` tests unless ``HYPOTHESIS_PROFILE=nightly`` (or
+an explicit ``-m`` expression) asks for them."""
+
+from __future__ import annotations
+
+import pytest
+
+from properties.profiles import PROFILE
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "nightly: slow property (flat memory over long loops); runs with HYPOTHESIS_PROFILE=nightly"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if PROFILE == "nightly" or config.getoption("markexpr"):
+        return
+    selected, deselected = [], []
+    for item in items:
+        (deselected if item.get_closest_marker("nightly") else selected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected

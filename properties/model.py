@@ -1,0 +1,578 @@
+"""Plain-data workflow descriptions and a reference interpreter that evaluates them without Cascade.
+
+A :class:`Workflow` is a ring of mutually recursive loops (``loops``; loop ``k`` at counter ``n > 0``
+tail-calls loop ``(k + 1) % len(loops)`` at ``n - 1``) plus sub-loops (``subs``) that body nodes of
+kind ``sub`` evaluate as nested tail-call loops. Iteration ``n`` of a loop uses the body
+``bodies[n % len(bodies)]``: one body is a loop of stable shape, several bodies change shape between
+iterations. Every node's literal is ``lit + step * n``, so literals change every iteration.
+
+Node ``i`` of a body depends only on nodes with lower indices; the last node is the loop's root (its
+task receives ``(n, literal, *inputs)`` and returns the next iteration's lazy result while ``n > 0``).
+
+The interpreter (:func:`run_model`) follows ``docs/semantics.md``: skip reasons and their precedence,
+Routers with dormant branches, retries, pure-node merging, nested evaluation, tail calls. It yields
+the value or the exception (type and message), the multiset of executed calls ``call_key(...)`` and
+the multiset of skips keyed ``(iteration, task name, reason)``. Identity helpers
+(:func:`canonical_form`) give a canonical encoding of an iteration's graph (literals included, or
+left out for the template) that is equal exactly when two graphs describe the same computation.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+# -- descriptions ---------------------------------------------------------------------------------
+
+KINDS = (
+    "sync", "async", "suspend", "pure", "pred", "select", "raise", "flaky", "router", "map",
+    "resource", "constrained", "sub",
+)
+RUN_RESOURCE, TASK_RESOURCE = "rrun", "rtask"
+CAPACITY = {"slots": 2}
+
+
+@dataclass(frozen=True)
+class Node:
+    kind: str
+    inputs: tuple[int, ...] = ()  # data inputs (map: element references)
+    lit: int = 0
+    step: int = 1  # literal = lit + step * n
+    cond: int | None = None  # run_if
+    after: tuple[int, ...] = ()
+    seq: int | None = None  # cs.sequence([nodes[seq], this])
+    trigger: int | None = None  # raise: raises when its literal equals trigger
+    fails: int = 0  # flaky: fails this many times per (run, call args) ...
+    attempts: int = 1  # ... with with_retry(max_attempts=attempts)
+    modulus: int = 1  # select: value % modulus
+    selector: int = 0  # router
+    routes: tuple[int, ...] = ()  # router: route i has key i
+    map_lits: tuple[int, ...] = ()  # map: literal elements (each + step * n)
+    map_extra: int = 0  # map: n % map_extra extra literal elements (shape changes with n)
+    pure_task: int = 0  # pure: which shared pure task
+    res: str = RUN_RESOURCE  # resource
+    via_arg: bool = False  # resource: cs.inject as an argument instead of a parameter default
+    cname: str = "slots"  # constrained
+    amount: int = 1
+    sub: int = 0  # sub: which sub-loop; it starts at literal % 3
+    mode: str = "sync"  # root only: sync, async or suspend
+
+
+@dataclass(frozen=True)
+class Body:
+    nodes: tuple[Node, ...]  # the last one is the root (kind "root")
+
+
+@dataclass(frozen=True)
+class Loop:
+    bodies: tuple[Body, ...]
+    raise_at: int | None = None  # the root raises RuntimeError when n == raise_at
+
+
+@dataclass(frozen=True)
+class Workflow:
+    loops: tuple[Loop, ...]
+    subs: tuple[Loop, ...] = ()
+    start: int = 0
+
+
+# -- names shared by the model and the builder ------------------------------------------------------
+
+def task_name(prefix: str, scope: str, loop: int, body: int, idx: int, node: Node) -> str:
+    if node.kind == "root":
+        return f"{prefix}{scope}{loop}root"
+    if node.kind == "pure":
+        return f"{prefix}P{node.pure_task}"
+    return f"{prefix}{scope}{loop}b{body}n{idx}{node.kind}"
+
+
+def task_key(prefix: str, scope: str, loop: int, body: int, idx: int, node: Node) -> tuple[Any, ...]:
+    """What makes a task distinct in the builder's registry (the task's identity in the model)."""
+    name = task_name(prefix, scope, loop, body, idx, node)
+    if node.kind == "resource":
+        return (name, node.kind, node.res, node.via_arg)
+    return (name, node.kind)
+
+
+def call_key(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    return repr((name, tuple(args), tuple(sorted(kwargs.items()))))
+
+
+def num(v: Any) -> int:
+    if v is None or isinstance(v, str):
+        return 0
+    if isinstance(v, (list, tuple)):
+        return sum(num(x) for x in v)
+    return int(v)
+
+
+def combine(lit: int, inputs: Any) -> int:
+    return (lit * 7 + sum((i + 3) * num(v) for i, v in enumerate(inputs))) % 101
+
+
+def literal(node: Node, n: int) -> int:
+    return node.lit + node.step * n
+
+
+def map_elements(node: Node, n: int) -> list[Any]:
+    """The map's elements: ``("ref", j)`` for node references, ints for literals."""
+    elems: list[Any] = [("ref", j) for j in node.inputs]
+    elems += [v + node.step * n for v in node.map_lits]
+    if node.map_extra:
+        elems += [100 + k for k in range(n % node.map_extra)]
+    return elems
+
+
+def resource_value(name: str) -> str:
+    return f"{name}-value"
+
+
+def deps_of(node: Node) -> list[int]:
+    """Every body index ``node`` refers to."""
+    out = list(node.inputs) + list(node.after)
+    if node.cond is not None:
+        out.append(node.cond)
+    if node.seq is not None:
+        out.append(node.seq)
+    if node.kind == "router":
+        out += [node.selector, *node.routes]
+    return out
+
+
+def body_for(wf: Workflow, scope: str, loop: int, n: int) -> tuple[int, Body]:
+    lp = (wf.loops if scope == "L" else wf.subs)[loop]
+    b = n % len(lp.bodies)
+    return b, lp.bodies[b]
+
+
+# -- the graph of one iteration ------------------------------------------------------------------
+# Graph node ids: ("n", i) a call, ("r", i) the Router inside call i, ("m", i) the map of node i,
+# ("e", i, j) element j of that map.
+
+
+@dataclass
+class GNode:
+    gid: tuple[Any, ...]
+    kind: str  # call, router, map, elem
+    name: str
+    desc: int
+    data: list[tuple[Any, ...]] = field(default_factory=list)
+    cond: tuple[Any, ...] | None = None
+    after: list[tuple[Any, ...]] = field(default_factory=list)
+    seq: list[tuple[Any, ...]] = field(default_factory=list)
+    selector: tuple[Any, ...] | None = None
+    routes: list[tuple[Any, ...]] = field(default_factory=list)
+    label: tuple[Any, ...] = ()  # structure for identity, literals included
+    tlabel: tuple[Any, ...] = ()  # the same with literals left out
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def slots(self) -> list[tuple[Any, ...]]:
+        """Dependencies in canonical order (data, condition, after, sequence; router: selector, routes)."""
+        if self.kind == "router":
+            return [self.selector, *self.routes]  # type: ignore[list-item]
+        return self.data + ([self.cond] if self.cond is not None else []) + self.after + self.seq
+
+    def inputs(self) -> list[tuple[Any, ...]]:
+        if self.kind == "router":
+            return [self.selector]  # type: ignore[list-item]
+        return self.slots()
+
+
+class IterGraph:
+    """The reachable graph of one iteration, pure nodes merged."""
+
+    def __init__(self, wf: Workflow, prefix: str, scope: str, loop: int, n: int) -> None:
+        self.scope, self.loop, self.n = scope, loop, n
+        self.b, body = body_for(wf, scope, loop, n)
+        self.body = body
+        nodes = body.nodes
+        self.names = [task_name(prefix, scope, loop, self.b, i, nd) for i, nd in enumerate(nodes)]
+        self.keys = [task_key(prefix, scope, loop, self.b, i, nd) for i, nd in enumerate(nodes)]
+        # structural ids in the model: merge pure nodes with equal ones
+        sids: list[Any] = []
+        rep: list[int] = []
+        first: dict[Any, int] = {}
+        for i, nd in enumerate(nodes):
+            sid = self._sid(i, nd, sids)
+            sids.append(sid)
+            if nd.kind == "pure":
+                rep.append(first.setdefault(sid, i))
+            else:
+                rep.append(i)
+        self.rep = rep
+        self.gnodes: dict[tuple[Any, ...], GNode] = {}
+        root = len(nodes) - 1
+        self.root = ("n", root)
+        stack = [root]
+        seen: set[int] = set()
+        while stack:
+            i = stack.pop()
+            if i in seen:
+                continue
+            seen.add(i)
+            self._add(i)
+            stack.extend(rep[j] for j in deps_of(nodes[i]))
+
+    def ref(self, j: int) -> tuple[Any, ...]:
+        j = self.rep[j]
+        return ("m", j) if self.body.nodes[j].kind == "map" else ("n", j)
+
+    def _sid(self, i: int, nd: Node, sids: list[Any]) -> Any:
+        n = self.n
+        if nd.kind == "map":
+            elems = tuple(("ref", sids[e[1]]) if isinstance(e, tuple) else e for e in map_elements(nd, n))
+            core: Any = ("map", self.keys[i], literal(nd, n), elems)
+        else:
+            core = (self.keys[i], literal(nd, n), tuple(sids[j] for j in nd.inputs))
+            if nd.kind == "router":
+                core += (("router", sids[nd.selector], tuple(sids[r] for r in nd.routes)),)
+            if nd.kind == "root":
+                core += (n,)
+        pol = (
+            sids[nd.cond] if nd.cond is not None else None,
+            tuple(sids[j] for j in nd.after),
+            sids[nd.seq] if nd.seq is not None else None,
+            nd.attempts if nd.kind == "flaky" else None,
+            (nd.cname, nd.amount) if nd.kind == "constrained" else None,
+        )
+        return (core, pol)
+
+    def _policies(self, g: GNode, nd: Node) -> None:
+        if nd.cond is not None:
+            g.cond = self.ref(nd.cond)
+        g.after = [self.ref(j) for j in nd.after]
+        if nd.seq is not None:
+            g.seq = [self.ref(nd.seq)]
+
+    def _add(self, i: int) -> None:
+        nd = self.body.nodes[i]
+        n = self.n
+        name = self.names[i]
+        key = self.keys[i]
+        lit = literal(nd, n)
+        pol = (nd.cond is not None, len(nd.after), nd.seq is not None,
+               nd.attempts if nd.kind == "flaky" else None,
+               (nd.cname, nd.amount) if nd.kind == "constrained" else None)
+        if nd.kind == "map":
+            m = GNode(("m", i), "map", name, i, label=("map", key), tlabel=("map", key))
+            for j, e in enumerate(map_elements(nd, n)):
+                el = GNode(("e", i, j), "elem", name, i)
+                if isinstance(e, tuple):
+                    el.data = [self.ref(e[1])]
+                    x, tx = "dep", "dep"
+                else:
+                    x, tx = e, "L"
+                el.extra = {"x": e, "k": lit}
+                self._policies(el, nd)
+                el.label = ("elem", key, x, lit, pol)
+                el.tlabel = ("elem", key, tx, "L", pol)
+                self.gnodes[el.gid] = el
+                m.data.append(el.gid)
+            self.gnodes[m.gid] = m
+            return
+        g = GNode(("n", i), "call", name, i)
+        args: list[Any] = [n, lit] if nd.kind == "root" else [lit]
+        targs: list[Any] = ["L", "L"] if nd.kind == "root" else ["L"]
+        if nd.kind == "router":
+            r = GNode(("r", i), "router", "Router", i, selector=self.ref(nd.selector),
+                      routes=[self.ref(j) for j in nd.routes])
+            r.label = r.tlabel = ("router", tuple(range(len(nd.routes))))
+            self.gnodes[r.gid] = r
+            g.data.append(r.gid)
+            args.append("dep")
+            targs.append("dep")
+        if nd.kind == "resource" and nd.via_arg:
+            args.append(("inject", nd.res))
+            targs.append(("inject", nd.res))
+        g.data += [self.ref(j) for j in nd.inputs]
+        args += ["dep"] * len(nd.inputs)
+        targs += ["dep"] * len(nd.inputs)
+        self._policies(g, nd)
+        g.label = ("call", key, tuple(args), pol)
+        g.tlabel = ("call", key, tuple(targs), pol)
+        self.gnodes[g.gid] = g
+
+    def order(self) -> list[tuple[Any, ...]]:
+        """A topological order of the graph's nodes."""
+        rank = {"e": 0, "r": 0, "m": 1, "n": 2}
+        return sorted(self.gnodes, key=lambda g: (g[1], rank[g[0]], g[2] if len(g) > 2 else 0))
+
+
+def canonical_form(g: IterGraph, template: bool) -> tuple[Any, ...]:
+    """Labels and dependency slots numbered by a depth-first walk from the target: equal exactly
+    when the two graphs are isomorphic as rooted DAGs with ordered, labelled dependencies."""
+    number: dict[tuple[Any, ...], int] = {}
+    out: list[Any] = []
+
+    def visit(gid: tuple[Any, ...]) -> int:
+        # iterative would be nicer; graphs are small
+        if gid in number:
+            return number[gid]
+        node = g.gnodes[gid]
+        number[gid] = len(number)
+        slot = len(out)
+        out.append(None)
+        kids = tuple(visit(s) for s in node.slots())
+        out[slot] = (node.tlabel if template else node.label, kids)
+        return number[gid]
+
+    visit(g.root)
+    return tuple(out)
+
+
+# -- the reference interpreter --------------------------------------------------------------------
+
+class ModelFailure(Exception):
+    """The run fails with one of ``excs`` ((type name, message) pairs)."""
+
+    def __init__(self, excs: set[tuple[str, str]]) -> None:
+        super().__init__(excs)
+        self.excs = excs
+
+
+@dataclass(frozen=True)
+class TailCall:
+    scope: str
+    loop: int
+    n: int
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    value: Any = None
+    excs: frozenset[tuple[str, str]] = frozenset()
+    calls: Counter[str] = field(default_factory=Counter)  # exact when ok, else possible calls
+    sure_calls: Counter[str] = field(default_factory=Counter)
+    skips: Counter[tuple[int, str, str]] = field(default_factory=Counter)
+    sure_skips: Counter[tuple[int, str, str]] = field(default_factory=Counter)
+    templates: list[Any] = field(default_factory=list)  # template forms of iterations surely started
+    setups: Counter[str] = field(default_factory=Counter)
+    iterations: int = 0
+
+
+class _Run:
+    def __init__(self, wf: Workflow, prefix: str) -> None:
+        self.wf = wf
+        self.prefix = prefix
+        self.iteration = 0
+        self.calls: Counter[str] = Counter()
+        self.skips: Counter[tuple[int, str, str]] = Counter()
+        self.flaky: Counter[str] = Counter()
+        self.setups: Counter[str] = Counter()
+        self.templates: list[Any] = []
+        self.graphs: dict[tuple[str, int, int], IterGraph] = {}
+
+    def graph(self, scope: str, loop: int, n: int) -> IterGraph:
+        key = (scope, loop, n)
+        g = self.graphs.get(key)
+        if g is None:
+            g = self.graphs[key] = IterGraph(self.wf, self.prefix, scope, loop, n)
+        return g
+
+    # one loop, tail calls included
+    def loop(self, scope: str, loop: int, n: int, outer: bool, snap: list[Any] | None) -> Any:
+        while True:
+            if outer and snap is not None:
+                snap[:2] = [self.calls.copy(), self.skips.copy()]
+            self.iteration += 1
+            g = self.graph(scope, loop, n)
+            self.templates.append(canonical_form(g, template=True))
+            if outer and snap is not None:
+                snap[2:] = [list(self.templates)]
+            value, reason = self.iterate(g, self.iteration)
+            if reason is not None:
+                if reason == "UpstreamSkipped_Sequence":
+                    return None
+                name = g.names[-1]
+                raise ModelFailure({("DependencyMissingError",
+                                     f"the target {name!r} produced no value: it was skipped ({reason})")})
+            if isinstance(value, TailCall):
+                scope, loop, n = value.scope, value.loop, value.n
+                continue
+            return value
+
+    def iterate(self, g: IterGraph, it: int) -> tuple[Any, str | None]:
+        PENDING, ROUTING, DONE, SKIPPED, FAILED, BLOCKED = range(6)
+        state = {gid: PENDING for gid in g.gnodes}
+        values: dict[Any, Any] = {}
+        reasons: dict[Any, str] = {}
+        chosen: dict[Any, Any] = {}
+        excs: set[tuple[str, str]] = set()
+        needed: set[Any] = set()
+
+        def activate(gid: Any) -> None:
+            stack = [gid]
+            while stack:
+                q = stack.pop()
+                if q in needed:
+                    continue
+                needed.add(q)
+                stack.extend(g.gnodes[q].inputs())
+
+        activate(g.root)
+        order = g.order()
+
+        def skip(gid: Any, reason: str) -> None:
+            state[gid] = SKIPPED
+            reasons[gid] = reason
+            self.skips[(it, g.gnodes[gid].name, reason)] += 1
+
+        def settle(gid: Any, value: Any) -> None:
+            state[gid] = DONE
+            values[gid] = value
+
+        progress = True
+        while progress:
+            progress = False
+            for gid in order:
+                node = g.gnodes[gid]
+                st = state[gid]
+                if st == ROUTING:
+                    c = chosen[gid]
+                    if state[c] == DONE:
+                        settle(gid, values[c])
+                    elif state[c] == SKIPPED:
+                        skip(gid, "UpstreamSkipped_Data")
+                    elif state[c] in (FAILED, BLOCKED):
+                        state[gid] = BLOCKED
+                    else:
+                        continue
+                    progress = True
+                    continue
+                if st != PENDING or gid not in needed:
+                    continue
+                ins = node.inputs()
+                if any(state[x] in (PENDING, ROUTING) for x in ins):
+                    continue
+                progress = True
+                if any(state[x] in (FAILED, BLOCKED) for x in ins):
+                    state[gid] = BLOCKED
+                    continue
+                reason = self.decide(node, state, values, SKIPPED)
+                if reason is not None:
+                    skip(gid, reason)
+                    continue
+                if node.kind == "map":
+                    settle(gid, [values[d] for d in node.data])
+                elif node.kind == "router":
+                    key = values[node.selector]
+                    try:
+                        r = dict(enumerate(node.routes)).get(key, None)
+                    except TypeError:
+                        r = None
+                    if r is None:
+                        consumer = g.names[node.desc]
+                        keys = ", ".join(repr(k) for k in range(len(node.routes)))
+                        excs.add(("RouteError", f"Router selector returned {key!r}, which has no route "
+                                                f"(routes: {keys}; used by {consumer})"))
+                        state[gid] = FAILED
+                    else:
+                        chosen[gid] = r
+                        state[gid] = ROUTING
+                        activate(r)
+                else:
+                    try:
+                        settle(gid, self.call(g, node, values))
+                    except ModelFailure as f:
+                        excs |= f.excs
+                        state[gid] = FAILED
+        if excs:
+            raise ModelFailure(excs)
+        for gid in order:
+            if state[gid] == PENDING:
+                skip(gid, "UpstreamSkipped_Route")
+        root = g.root
+        if state[root] == SKIPPED:
+            return None, reasons[root]
+        return values[root], None
+
+    @staticmethod
+    def decide(node: GNode, state: dict[Any, int], values: dict[Any, Any], SKIPPED: int) -> str | None:
+        if node.kind == "router":
+            return "UpstreamSkipped_Data" if state[node.selector] == SKIPPED else None
+        if any(state[d] == SKIPPED for d in node.data):
+            return "UpstreamSkipped_Data"
+        if node.cond is not None:
+            if state[node.cond] == SKIPPED:
+                return "UpstreamSkipped_Condition"
+            if not values[node.cond]:
+                return "ConditionFalse"
+        if any(state[d] == SKIPPED for d in node.seq):
+            return "UpstreamSkipped_Sequence"
+        return None
+
+    def call(self, g: IterGraph, node: GNode, values: dict[Any, Any]) -> Any:
+        nd = g.body.nodes[node.desc]
+        name = node.name
+        n = g.n
+        lit = literal(nd, n)
+        if node.kind == "elem":
+            x = node.extra["x"]
+            xv = values[node.data[0]] if isinstance(x, tuple) else x
+            kwargs = {"x": xv, "k": lit}
+            self.calls[call_key(name, (), kwargs)] += 1
+            return combine(lit, [xv])
+        ins = [values[d] for d in node.data]
+        kwargs: dict[str, Any] = {}
+        if nd.kind == "root":
+            args: tuple[Any, ...] = (n, lit, *ins)
+        elif nd.kind == "resource":
+            self.setups[nd.res] += 1 if nd.res == TASK_RESOURCE or not self.setups[nd.res] else 0
+            if nd.via_arg:
+                args = (lit, resource_value(nd.res), *ins)
+            else:
+                args = (lit, *ins)
+                kwargs = {"res": resource_value(nd.res)}
+        else:
+            args = (lit, *ins)
+        if nd.kind == "constrained" and nd.cname in CAPACITY and nd.amount > CAPACITY[nd.cname]:
+            raise ModelFailure({("ResourceError",
+                                 f"task {name!r} asks for {nd.cname}={nd.amount}, more than the engine's "
+                                 f"system_resources[{nd.cname!r}]={CAPACITY[nd.cname]}")})
+        key = call_key(name, args, kwargs)
+        if nd.kind == "flaky":
+            for _attempt in range(nd.attempts):
+                self.calls[key] += 1
+                self.flaky[key] += 1
+                count = self.flaky[key]
+                if count > nd.fails:
+                    return combine(lit, ins)
+            raise ModelFailure({("ValueError", f"{name} flaky failure {count}")})
+        self.calls[key] += 1
+        kind = nd.kind
+        if kind == "root":
+            lp = (self.wf.loops if g.scope == "L" else self.wf.subs)[g.loop]
+            if lp.raise_at == n:
+                raise ModelFailure({("RuntimeError", f"{name} raised at n={n}")})
+            if n <= 0:
+                return combine(lit, ins)
+            if g.scope == "L":
+                return TailCall("L", (g.loop + 1) % len(self.wf.loops), n - 1)
+            return TailCall("S", g.loop, n - 1)
+        if kind == "pred":
+            return combine(lit, ins) % 2 == 0
+        if kind == "select":
+            return combine(lit, ins) % nd.modulus
+        if kind == "raise" and lit == nd.trigger:
+            raise ModelFailure({("ValueError", f"{name} raised at {lit}")})
+        if kind == "sub":
+            return self.loop("S", nd.sub, lit % 3, outer=False, snap=None)
+        return combine(lit, ins)
+
+
+def run_model(wf: Workflow, prefix: str) -> Outcome:
+    run = _Run(wf, prefix)
+    snap: list[Any] = [Counter(), Counter(), []]
+    try:
+        value = run.loop("L", 0, wf.start, outer=True, snap=snap)
+    except ModelFailure as f:
+        return Outcome(False, None, frozenset(f.excs), run.calls, snap[0], run.skips, snap[1],
+                       snap[2], run.setups, run.iteration)
+    return Outcome(True, value, frozenset(), run.calls, run.calls, run.skips, run.skips,
+                   run.templates, run.setups, run.iteration)
+
+
+def templates_repeat(templates: list[Any]) -> bool:
+    return len(set(templates)) < len(templates)

@@ -1,0 +1,40 @@
+"""Hypothesis profiles (``ci``, ``dev``, ``nightly``), chosen by env ``HYPOTHESIS_PROFILE`` (default ``ci``).
+
+- ``ci``: derandomized (same examples every run), bounded example counts so that
+  ``python -m pytest properties`` finishes in a few minutes on two cores.
+- ``dev``: random, few examples, for quick local iterations.
+- ``nightly``: random, many more examples; the ``nightly`` flat-memory property runs too.
+
+Each property asks :func:`budget` for its own example count under the active profile.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+if PROFILE not in ("ci", "dev", "nightly"):
+    raise RuntimeError(f"HYPOTHESIS_PROFILE must be ci, dev or nightly, got {PROFILE!r}")
+
+_common = dict(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+settings.register_profile("ci", derandomize=True, max_examples=100, print_blob=True, **_common)
+settings.register_profile("dev", max_examples=25, **_common)
+settings.register_profile("nightly", max_examples=2000, print_blob=True, **_common)
+settings.load_profile(PROFILE)
+
+_SCALE = {"ci": 1.0, "dev": 0.25, "nightly": 20.0}
+
+
+def budget(ci: int) -> int:
+    """Examples for a property whose ci budget is ``ci`` under the active profile."""
+    return max(1, int(ci * _SCALE[PROFILE]))
+
+
+def ci_settings(ci: int, **kw: object) -> settings:
+    """Settings for one property: the active profile with ``budget(ci)`` examples."""
+    return settings(max_examples=budget(ci), **kw)  # type: ignore[arg-type]

@@ -1,0 +1,130 @@
+"""Hypothesis strategies drawing plain-data workflow descriptions (see :mod:`properties.model`).
+
+Everything is drawn simplest-first (the first kind, no condition, one body, one loop, small
+literals), so shrinking heads for the smallest workflow that still shows a difference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+from .model import KINDS, RUN_RESOURCE, TASK_RESOURCE, Body, Loop, Node, Workflow
+
+MAX_BODY = 6
+
+
+@st.composite
+def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub: bool,
+          n_subs: int, extras: bool = True) -> Node:
+    """Node ``i`` of a body whose earlier nodes are ``prev``."""
+    available = [k for k in kinds if k != "sub" or (allow_sub and n_subs and not any(p.kind == "sub" for p in prev))]
+    if i < 1:
+        available = [k for k in available if k != "router"]
+    kind = draw(st.sampled_from(available))
+    idx = st.integers(0, i - 1) if i else st.nothing()
+    lit = draw(st.integers(0, 9))
+    step = draw(st.sampled_from((1, 0, 3, -1)))
+    inputs: tuple[int, ...] = tuple(draw(st.lists(idx, max_size=2))) if i else ()
+    fields: dict[str, Any] = {}
+    if kind == "pure" and draw(st.booleans()):
+        twins = [p for p in prev if p.kind == "pure"]
+        if twins:  # an equal pure call: it must merge with its twin
+            return draw(st.sampled_from(twins))
+    if kind == "raise":
+        fields["trigger"] = lit + step * draw(st.integers(0, 4))
+    elif kind == "flaky":
+        fields["fails"] = draw(st.integers(0, 2))
+        fields["attempts"] = draw(st.integers(1, 3))
+    elif kind == "select":
+        fields["modulus"] = draw(st.integers(1, 3))
+    elif kind == "router":
+        selects = [j for j, p in enumerate(prev) if p.kind == "select"]
+        fields["selector"] = draw(st.sampled_from(selects) if selects and draw(st.booleans()) else idx)
+        fields["routes"] = tuple(draw(st.lists(idx, min_size=1, max_size=3, unique=True)))
+    elif kind == "map":
+        fields["map_lits"] = tuple(draw(st.lists(st.integers(0, 9), min_size=0 if inputs else 1, max_size=2)))
+        fields["map_extra"] = draw(st.sampled_from((0, 2, 3)))
+    elif kind == "pure":
+        fields["pure_task"] = draw(st.integers(0, 1))
+    elif kind == "resource":
+        fields["res"] = draw(st.sampled_from((RUN_RESOURCE, TASK_RESOURCE)))
+        fields["via_arg"] = draw(st.booleans())
+    elif kind == "constrained":
+        fields["cname"] = draw(st.sampled_from(("slots", "gpu")))
+        fields["amount"] = draw(st.sampled_from((1, 2, 3)))
+    elif kind == "sub":
+        fields["sub"] = draw(st.integers(0, n_subs - 1))
+    cond = after = seq = None
+    if i and extras:
+        preds = [j for j, p in enumerate(prev) if p.kind == "pred"]
+        if draw(st.integers(0, 3)) == 0:
+            cond = draw(st.sampled_from(preds) if preds and draw(st.booleans()) else idx)
+        if draw(st.integers(0, 4)) == 0:
+            after = tuple(draw(st.lists(idx, min_size=1, max_size=2)))
+        if kind != "map" and draw(st.integers(0, 4)) == 0:
+            cands = [j for j, p in enumerate(prev) if p.kind != "map"]
+            if cands:
+                seq = draw(st.sampled_from(cands))
+    return Node(kind, inputs, lit, step, cond=cond, after=after or (), seq=seq, **fields)
+
+
+@st.composite
+def bodies(draw: Any, kinds: tuple[str, ...] = KINDS, allow_sub: bool = True, n_subs: int = 0,
+           max_nodes: int = MAX_BODY, extras: bool = True, root_mode: str | None = None) -> Body:
+    size = draw(st.integers(0, max_nodes))
+    prev: list[Node] = []
+    for i in range(size):
+        prev.append(draw(nodes(i, prev, kinds, allow_sub, n_subs, extras)))
+    i = size
+    idx = st.integers(0, i - 1) if i else st.nothing()
+    inputs = tuple(draw(st.lists(idx, max_size=3))) if i else ()
+    cond = seq = None
+    after: tuple[int, ...] = ()
+    if i and extras:
+        if draw(st.integers(0, 5)) == 0:
+            cond = draw(idx)
+        if draw(st.integers(0, 5)) == 0:
+            after = (draw(idx),)
+        if draw(st.integers(0, 5)) == 0:
+            cands = [j for j, p in enumerate(prev) if p.kind != "map"]
+            if cands:
+                seq = draw(st.sampled_from(cands))
+    mode = root_mode or draw(st.sampled_from(("sync", "async", "suspend")))
+    root = Node("root", inputs, draw(st.integers(0, 9)), draw(st.sampled_from((1, 0, 2))), cond=cond,
+                after=after, seq=seq, mode=mode)
+    return Body(tuple(prev) + (root,))
+
+
+@st.composite
+def loops(draw: Any, kinds: tuple[str, ...] = KINDS, allow_sub: bool = True, n_subs: int = 0,
+          max_bodies: int = 3, max_nodes: int = MAX_BODY, extras: bool = True,
+          allow_raise: bool = True) -> Loop:
+    count = draw(st.integers(1, max_bodies))
+    mode = draw(st.sampled_from(("sync", "async", "suspend")))
+    bs = tuple(draw(bodies(kinds, allow_sub, n_subs, max_nodes, extras, root_mode=mode)) for _ in range(count))
+    raise_at = draw(st.none() | st.integers(0, 4)) if allow_raise and "raise" in kinds else None
+    return Loop(bs, raise_at)
+
+
+@st.composite
+def workflows(draw: Any, kinds: tuple[str, ...] = KINDS, max_loops: int = 3, max_subs: int = 2,
+              max_start: int = 5, max_bodies: int = 3, max_nodes: int = MAX_BODY,
+              extras: bool = True) -> Workflow:
+    """A random recursive workflow: a ring of 1-3 loops (mutual recursion), 0-2 sub-loops."""
+    n_subs = draw(st.integers(0, max_subs)) if "sub" in kinds else 0
+    subs = tuple(draw(loops(kinds, False, 0, 2, 4, extras)) for _ in range(n_subs))
+    n_loops = draw(st.integers(1, max_loops))
+    ring = tuple(draw(loops(kinds, True, n_subs, max_bodies, max_nodes, extras)) for _ in range(n_loops))
+    start = draw(st.integers(0, max_start))
+    return Workflow(ring, subs, start)
+
+
+STABLE_KINDS = ("sync", "async", "suspend", "pure", "pred", "map", "resource", "constrained")
+
+
+def stable_workflows(**kw: Any) -> st.SearchStrategy[Workflow]:
+    """Workflows that cannot fail: one loop of one body (stable shape), long loops."""
+    return workflows(kinds=("sync", "async", "suspend", "pure", "pred", "select", "map", "resource"),
+                     max_subs=0, max_loops=1, max_bodies=1, **kw)
