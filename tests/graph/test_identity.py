@@ -162,3 +162,23 @@ def test_ids_are_deterministic_across_processes(tmp_path):
     assert len(outputs) == 1
     structural, template = outputs.pop().split()
     assert len(structural) == 40 and len(template) == 40
+
+
+def test_ids_do_not_depend_on_construction_order():
+    first_x = inc(1)
+    first_y = countdown(2)
+    a = combine(first_x, first_y)
+    second_y = countdown(2)
+    second_x = inc(1)
+    b = combine(second_x, second_y)
+    assert ids(a) == ids(b)
+    assert [n.structural_id for n in cs.build_graph(a).nodes] == [
+        n.structural_id for n in cs.build_graph(b).nodes
+    ]
+
+
+def test_equal_ids_exactly_when_computations_are_equal():
+    assert ids(combine(inc(1), inc(2))) != ids(combine(inc(2), inc(1)))  # argument order matters
+    assert ids(combine(inc(1), b=inc(2))) != ids(combine(inc(1), inc(2)))  # keyword vs positional
+    assert ids(inc(1).run_if(countdown(True))) != ids(inc(1))
+    assert ids(inc(1).after(countdown(1))) != ids(inc(1).run_if(countdown(1)))

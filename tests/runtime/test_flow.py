@@ -238,3 +238,22 @@ async def test_router_with_int_keys_and_shared_selector(any_engine):
     sel = const(2)
     router = cs.Router(sel, {1: const("one"), 2: const("two")})
     assert await any_engine.run(pair(router, sel)) == ("two", 2)
+
+
+@pytest.mark.asyncio
+async def test_router_event_order_dormant_branches_skipped_at_the_end_in_plan_order(any_engine, make_recorder):
+    rec = make_recorder(any_engine.bus)
+    target = consume(cs.Router(const("a"), {"a": branch_a(), "b": on_b(prep_b())}))
+    # plan positions: const 0, branch_a 1, prep_b 2, on_b 3, Router 4, consume 5
+    for _ in range(2):  # the second run takes the hot plan on a hot engine
+        rec.events.clear()
+        assert await any_engine.run(target) == ("consumed", "A")
+        seen = [(type(e).__name__, getattr(e, "task_name", None), getattr(e, "node", None)) for e in rec.events]
+        assert seen == [
+            ("RunStarted", None, None),
+            ("TaskExecutionStarted", "const", 0), ("TaskExecutionFinished", "const", 0),
+            ("TaskExecutionStarted", "branch_a", 1), ("TaskExecutionFinished", "branch_a", 1),
+            ("TaskExecutionStarted", "consume", 5), ("TaskExecutionFinished", "consume", 5),
+            ("TaskSkipped", "prep_b", 2), ("TaskSkipped", "on_b", 3),
+            ("RunFinished", None, None),
+        ]

@@ -236,6 +236,32 @@ def pure_loop(n, acc):
     return pure_loop(n - 1, add(acc, add(psq(n), psq(n))))
 
 
+@cs.task(name="alt_inc")
+def alt_inc(x):
+    S.calls["alt_inc"] += 1
+    return x + 1
+
+
+@cs.task(name="alternating")
+def alternating(n, acc):
+    """Two templates in turn: one input used twice, then two equal calls (sharing is structure)."""
+    if n == 0:
+        return acc
+    if n % 2:
+        x = alt_inc(n)
+        return alternating(n - 1, add(acc, add(x, x)))
+    return alternating(n - 1, add(acc, add(alt_inc(n), alt_inc(n))))
+
+
+@cs.task(name="pure_alternating")
+def pure_alternating(n, acc):
+    """Two templates in turn: equal pure calls merge on even n, differ on odd n."""
+    if n == 0:
+        return acc
+    other = n if n % 2 == 0 else n + 1
+    return pure_alternating(n - 1, add(acc, add(psq(n), psq(other))))
+
+
 # -- the workflows ------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -278,6 +304,10 @@ WORKFLOWS = {
     "cache_loop": Workflow(lambda: cache_loop(9, 0), ("ok", 15), 10, 2),
     "map_loop": Workflow(lambda: map_loop(3, 0), ("ok", 2), 4, 2, params={"bonus": 1}),
     "pure_loop": Workflow(lambda: pure_loop(5, 0), ("ok", 110), 6, 2),
+    # templates: T0, then U, S, U, S, ... : every iteration from the 4th has a template seen before
+    "alternating": Workflow(lambda: alternating(8, 0), ("ok", 88), 9, 3),
+    # 2*36 + (25+36) + 2*16 + (9+16) + 2*4 + (1+4)
+    "pure_alternating": Workflow(lambda: pure_alternating(6, 0), ("ok", 203), 7, 3),
 }
 
 
@@ -437,6 +467,14 @@ async def test_pure_nodes_bind_through_a_graph_build_but_never_resolve():
     assert hot.stats.graph_builds == 6  # 2 compiles + 4 hits bound through a graph build
     slow = await observe("pure_loop", False, record=False)
     assert slow.calls["psq"] == 5
+
+
+@pytest.mark.asyncio
+async def test_alternating_templates_call_counts():
+    hot = await observe("alternating", True, record=False)
+    assert hot.calls["alt_inc"] == 4 + 4 * 2  # odd n share one call, even n make two
+    hot = await observe("pure_alternating", True, record=False)
+    assert hot.calls["psq"] == 3 + 3 * 2  # even n merge into one call, odd n make two
 
 
 @pytest.mark.asyncio

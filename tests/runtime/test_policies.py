@@ -207,3 +207,29 @@ def test_with_cache_rejects_non_policy():
     fn, _ = counting_task()
     with pytest.raises(TypeError):
         fn(1).with_cache({})
+
+
+class Fatal(BaseException):
+    """Not an Exception: never retried."""
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+async def test_base_exceptions_are_not_retried(any_engine, is_async):
+    attempts = []
+
+    if is_async:
+        @cs.task(name="fatal")
+        async def fatal():
+            attempts.append(1)
+            await asyncio.sleep(0)
+            raise Fatal("stop now")
+    else:
+        @cs.task(name="fatal")
+        def fatal():
+            attempts.append(1)
+            raise Fatal("stop now")
+
+    with pytest.raises(Fatal, match="stop now"):
+        await any_engine.run(fatal().with_retry(max_attempts=3))
+    assert attempts == [1]
