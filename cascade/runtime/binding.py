@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..spec.lazy import DEPS, SHAPE, LazyResult
+from ..spec.lazy import DEPS, SHAPE
 from .program import Program
 
 __all__ = ["bind"]
@@ -22,22 +22,30 @@ __all__ = ["bind"]
 def bind(prog: Program, target: Any) -> list[Any] | None:
     """The lazy objects of ``target``'s iteration in ``prog``'s plan order, or ``None`` on mismatch."""
     n = len(prog.steps)
-    if n == 1:
-        return [target]  # the target's shape matched the program's: nothing else to fetch
     objs: list[Any] = [None] * n
     objs[n - 1] = target
     shapes = prog.shapes
     try:
-        for p, parent, slot in prog.extract:
-            o = objs[parent][DEPS][slot] if type(objs[parent]) is LazyResult else objs[parent]._deps[slot]
-            if (o[SHAPE] if type(o) is LazyResult else o._shape) != shapes[p]:
-                return None
-            objs[p] = o
-    except (IndexError, AttributeError):  # only on a hash collision between different shapes
+        if prog.calls_only:  # every node is a LazyResult: plain tuple indexing, no type checks
+            for p, parent, slot in prog.extract:
+                o = objs[parent][DEPS][slot]
+                if o[SHAPE] != shapes[p]:
+                    return None
+                objs[p] = o
+        else:
+            for p, parent, slot in prog.extract:
+                o = objs[parent]._deps[slot]
+                if o._shape != shapes[p]:
+                    return None
+                objs[p] = o
+    except (IndexError, AttributeError, TypeError):  # only on a hash collision between shapes
         return None
     for c, slot, p in prog.shared:
         if objs[c]._deps[slot] is not objs[p]:
             return None
-    if len(set(map(id, objs))) != n:
-        return None  # two nodes of the template are one object now: a different graph
+    # Two nodes of the template must not be one object now (that would be a different graph). One
+    # object has one shape, so only nodes of equal shape can collide: the program lists them.
+    for group in prog.twins:
+        if len({id(objs[p]) for p in group}) != len(group):
+            return None
     return objs

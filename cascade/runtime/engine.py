@@ -199,9 +199,6 @@ class _ShapeWatch:
         self.prev_task: Any = None
         self.streak = 0
 
-    def hit(self) -> None:
-        self.streak = 0
-
     def miss(self, target: Any, ctx: RunContext) -> None:
         engine = self.engine
         task = getattr(target, "task", None)

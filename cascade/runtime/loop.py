@@ -30,11 +30,11 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DependencyMissingError
-from ..spec.lazy import ARGS, KWARGS, SHAPE, LazyResult, MappedLazyResult
+from ..spec.lazy import ARGS, KWARGS, SHAPE, TASK, LazyResult, MappedLazyResult
 from .binding import bind
 from .events import TaskExecutionFinished, TaskExecutionStarted
 from .executor import Scheduler, resolve_args
-from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, A_SUBS, MAP
+from .program import A_ALL, A_LIT, A_LIT_KW, A_MAP, A_ONE, A_SUBS, Program
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -53,40 +53,85 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
     plans = engine._plans
     cm = ctx.constraints
     event_bus = ctx.bus
+    state = ctx.state
     current = target
     tick = 0
     last_yield = perf_counter()
     watch = engine._shape_watch()
+    # A loop repeating its template reuses the previous iteration's program without a cache lookup:
+    # programs are immutable and ``bind`` still verifies the new iteration node by node.
+    prev_shape: int | None = None
+    prev_prog: Program | None = None
     while True:
         ctx.iteration += 1
         iteration = ctx.iteration
         shape = current[SHAPE] if type(current) is LazyResult else current._shape
-        prog = plans.get(shape) if hot else None
+        if shape == prev_shape:
+            prog = prev_prog
+        elif hot:
+            prog = plans.get(shape)
+            if prog is not None:
+                plans.move_to_end(shape)
+        else:
+            prog = None
+        objs: list[Any] | None = None
         if prog is not None:
-            plans.move_to_end(shape)
-            objs = bind(prog, current) if not prog.bind_by_graph else engine._bind_by_graph(prog, current)
-            if objs is None:
-                prog = None
+            if prog.single:
+                if type(current) is not LazyResult or current[TASK] is not prog.steps[0].task:  # hash collision
+                    prog = None
+            else:
+                objs = bind(prog, current) if not prog.bind_by_graph else engine._bind_by_graph(prog, current)
+                if objs is None:
+                    prog = None
         if prog is not None:
             stats.hot_plan_hits += 1
             full = False
-            watch.hit()
+            watch.streak = 0
         else:
             if hot:
                 stats.hot_plan_misses += 1
             prog, objs = engine._compile(current)
             full = True
             watch.miss(current, ctx)
+        if hot:
+            prev_shape, prev_prog = shape, prog
         if prog.checks_inputs:
             for marker in prog.params:
                 marker.resolve(ctx.params)  # raises ParamError before any task of it runs
             for env in prog.envs:
                 env.resolve()
-        if ctx.state is not None and iteration > 1:
-            ctx.state.clear(ctx.run_id)  # a finished iteration's state is not needed again
+        if state is not None and iteration > 1:
+            state.clear(ctx.run_id)  # a finished iteration's state is not needed again
 
-        if prog.simple and not full and ctx.state is None:
+        if not prog.simple or full or state is not None or (prog.single and cm.gating):
+            value, reason = await Scheduler(prog, objs or [current], ctx, full, iteration).run()
+        elif prog.single:
+            # -- one step, no inputs: the iteration is one call ----------------------------------
+            _, fn, is_async, am, _, name, _ = prog.fast[0]
+            if am == A_LIT:
+                args, kwargs = current[ARGS], None
+            elif am == A_LIT_KW:
+                args, kwargs = current[ARGS], current[KWARGS]
+            else:
+                args, kwargs = resolve_args(prog.steps[0], current, [], ctx, None)
+            bus = event_bus if event_bus.active else None
+            if bus is not None:
+                bus.publish(TaskExecutionStarted(ctx.run_id, name, 0, iteration))
+            try:
+                if is_async:
+                    value = await (fn(*args, **kwargs) if kwargs else fn(*args))
+                else:
+                    value = fn(*args, **kwargs) if kwargs else fn(*args)
+            except BaseException as exc:
+                if bus is not None:
+                    bus.publish(TaskExecutionFinished(ctx.run_id, name, 0, iteration, "Failed", repr(exc)))
+                raise
+            if bus is not None:
+                bus.publish(TaskExecutionFinished(ctx.run_id, name, 0, iteration))
+            reason = None
+        else:
             # -- the sequential walker -----------------------------------------------------------
+            assert objs is not None
             fast = prog.fast
             n = len(fast)
             last = n - 1
@@ -98,9 +143,6 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                     handover = Scheduler(prog, objs, ctx, False, iteration, values, k)
                     break
                 kind, fn, is_async, am, spec, name, tail = fast[k]
-                if kind == MAP:
-                    values[k] = [values[d] for d in spec]
-                    continue
                 o = objs[k]
                 kwargs = None
                 if am == A_ONE:
@@ -109,6 +151,9 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                     args = o[ARGS]
                 elif am == A_ALL:
                     args = [values[d] for d in spec]
+                elif am == A_MAP:
+                    values[k] = [values[d] for d in spec]
+                    continue
                 elif am == A_LIT_KW:
                     args, kwargs = o[ARGS], o[KWARGS]
                 elif am == A_SUBS:
@@ -162,8 +207,6 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
             else:
                 value, reason = await handover.run()
             del values
-        else:
-            value, reason = await Scheduler(prog, objs, ctx, full, iteration).run()
 
         if reason is not None:
             if reason == "UpstreamSkipped_Sequence":

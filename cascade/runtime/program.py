@@ -24,7 +24,7 @@ __all__ = ["CALL", "MAP", "ROUTER", "Program", "Step", "compile_program"]
 CALL, MAP, ROUTER = 0, 1, 2
 
 # How the sequential walker builds a call's arguments (chosen once per template):
-A_LIT, A_LIT_KW, A_ONE, A_ALL, A_SUBS, A_GENERAL = range(6)
+A_LIT, A_LIT_KW, A_ONE, A_ALL, A_SUBS, A_GENERAL, A_MAP = range(7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,9 @@ class Program:
     template_id: str
     shape: int
     simple: bool  # no flow, no routers, no governed step: the sequential fast path applies
+    single: bool  # exactly one step, a call (so it has no inputs)
+    calls_only: bool  # every step is a call (binding needs no type checks)
+    twins: tuple[tuple[int, ...], ...]  # positions sharing a shape: binding checks they stay distinct
     has_routers: bool
     needed: tuple[bool, ...]  # reachable from the target without crossing a route edge
     extract: tuple[tuple[int, int, int], ...]  # (position, parent position, slot in parent._deps)
@@ -190,7 +193,8 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     pure_tasks = [nd.obj.task for nd in nodes if nd.kind == "call" and nd.obj.task.pure]
     bind_by_graph = len(pure_tasks) != len(set(map(id, pure_tasks))) or graph.pure_merges > 0
     return Program(
-        steps=steps, fast=tuple(_fast_entry(s, nodes[s.pos].obj) for s in steps), order=order, template_id=graph.template_id, shape=nodes[-1].obj._shape, simple=simple,
+        steps=steps, fast=tuple(_fast_entry(s, nodes[s.pos].obj) for s in steps), order=order, template_id=graph.template_id, shape=nodes[-1].obj._shape, simple=simple, single=n == 1 and steps[0].kind == CALL,
+        calls_only=all(s.kind == CALL for s in steps), twins=_twins(nodes),
         has_routers=has_routers, needed=tuple(needed), extract=extract, shared=shared,
         shapes=tuple(nd.obj._shape for nd in nodes), bind_by_graph=bind_by_graph,
         checks_inputs=bool(params or envs), params=tuple(params.values()), envs=tuple(envs.values()), run_resources=tuple(run_res),
@@ -199,6 +203,8 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
 
 def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
     """The sequential walker's view of a step: one tuple unpack instead of many attribute reads."""
+    if st.kind == MAP:
+        return (MAP, None, False, A_MAP, st.deps, st.name, st.tail_dependent)
     if st.kind != CALL:
         return (st.kind, None, False, A_GENERAL, st.deps, st.name, st.tail_dependent)
     nd = st.ndata
@@ -211,6 +217,13 @@ def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
     else:
         mode, spec = A_GENERAL, None
     return (CALL, st.fn, st.is_async, mode, spec, st.name, st.tail_dependent)
+
+
+def _twins(nodes: list[Any]) -> tuple[tuple[int, ...], ...]:
+    by_shape: dict[int, list[int]] = {}
+    for p, node in enumerate(nodes):
+        by_shape.setdefault(node.obj._shape, []).append(p)
+    return tuple(tuple(g) for g in by_shape.values() if len(g) > 1)
 
 
 def _descendant_counts(steps_args: list[dict[str, Any]], consumers: list[set[int]], n: int) -> list[int]:

@@ -186,6 +186,18 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
     It is ``Task.__call__`` itself, so a call costs one Python frame; the shape hash is folded
     argument by argument so that plain literals cost nothing but a type check.
     """
+    if len(args) == 1 and not kwargs:
+        # The commonest call in a loop body, ``step(previous)`` or ``step(literal)``, without the
+        # general loop below. Its shape formula is its own: a call with one positional argument
+        # always comes here, so equal structures still get equal shapes.
+        a = args[0]
+        t = type(a)
+        if t is LazyResult:
+            h = hash((task.key, a[SHAPE]))
+            return _tuple_new(LazyResult, (task, args, kwargs, None, (), (), None, None, (), args, 1, h, 1, h))
+        if t in _ATOMIC:
+            h = hash((task.key, 1))
+            return _tuple_new(LazyResult, (task, args, kwargs, None, (), (), None, None, (), (), 0, h, 0, h))
     deps: list[Any] | None = None
     h = task.key
     mode = 0
