@@ -24,3 +24,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Hypothesis properties run longer than the unit tests' 120 s pytest-timeout default.
+    for item in session.items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(1800))

@@ -20,6 +20,7 @@ left out for the template) that is equal exactly when two graphs describe the sa
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import MISSING as MISSING_FIELD
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,18 @@ RUN_RESOURCE, TASK_RESOURCE = "rrun", "rtask"
 CAPACITY = {"slots": 2}
 
 
-@dataclass(frozen=True)
+def _compact_repr(self: Any) -> str:
+    """Only the fields that differ from their defaults (evaluable, and short in failure reports)."""
+    parts = []
+    for name, f in self.__dataclass_fields__.items():
+        value = getattr(self, name)
+        if f.default is not MISSING_FIELD and value == f.default and name != "kind":
+            continue
+        parts.append(f"{name}={value!r}")
+    return f"{type(self).__name__}({', '.join(parts)})"
+
+
+@dataclass(frozen=True, repr=False)
 class Node:
     kind: str
     inputs: tuple[int, ...] = ()  # data inputs (map: element references)
@@ -57,6 +69,11 @@ class Node:
     amount: int = 1
     sub: int = 0  # sub: which sub-loop; it starts at literal % 3
     mode: str = "sync"  # root only: sync, async or suspend
+
+    __repr__ = _compact_repr
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # Hypothesis' falsifying-example printer
+        p.text(repr(self))
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,20 @@ from .model import KINDS, RUN_RESOURCE, TASK_RESOURCE, Body, Loop, Node, Workflo
 MAX_BODY = 6
 
 
+def chance(draw: Any, k: int) -> bool:
+    """True about once in ``k`` draws; shrinks to False."""
+    return bool(draw(st.sampled_from((False,) * (k - 1) + (True,))))
+
+
 @st.composite
 def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub: bool,
           n_subs: int, extras: bool = True) -> Node:
     """Node ``i`` of a body whose earlier nodes are ``prev``."""
     available = [k for k in kinds if k != "sub" or (allow_sub and n_subs and not any(p.kind == "sub" for p in prev))]
-    if i < 1:
+    if not any(p.kind == "select" for p in prev):
         available = [k for k in available if k != "router"]
-    kind = draw(st.sampled_from(available))
+    weighted = available + [k for k in ("select", "select", "router", "router", "router", "map") if k in available]
+    kind = draw(st.sampled_from(weighted))
     idx = st.integers(0, i - 1) if i else st.nothing()
     lit = draw(st.integers(0, 9))
     step = draw(st.sampled_from((1, 0, 3, -1)))
@@ -33,16 +39,20 @@ def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub
         if twins:  # an equal pure call: it must merge with its twin
             return draw(st.sampled_from(twins))
     if kind == "raise":
-        fields["trigger"] = lit + step * draw(st.integers(0, 4))
+        fields["trigger"] = lit + step * draw(st.integers(0, 8)) + (draw(st.integers(0, 1)) if step == 0 else 0)
     elif kind == "flaky":
         fields["fails"] = draw(st.integers(0, 2))
-        fields["attempts"] = draw(st.integers(1, 3))
+        fields["attempts"] = draw(st.integers(1, 3)) if chance(draw, 4) else fields["fails"] + 1
     elif kind == "select":
         fields["modulus"] = draw(st.integers(1, 3))
     elif kind == "router":
         selects = [j for j, p in enumerate(prev) if p.kind == "select"]
-        fields["selector"] = draw(st.sampled_from(selects) if selects and draw(st.booleans()) else idx)
-        fields["routes"] = tuple(draw(st.lists(idx, min_size=1, max_size=3, unique=True)))
+        sel = draw(st.sampled_from(selects) if not chance(draw, 6) else idx)
+        fields["selector"] = sel
+        low = min(prev[sel].modulus if prev[sel].kind == "select" else 1, i)
+        if chance(draw, 5):
+            low = 1  # maybe fewer routes than selector values: RouteError
+        fields["routes"] = tuple(draw(st.lists(idx, min_size=low, max_size=max(low, 3), unique=True)))
     elif kind == "map":
         fields["map_lits"] = tuple(draw(st.lists(st.integers(0, 9), min_size=0 if inputs else 1, max_size=2)))
         fields["map_extra"] = draw(st.sampled_from((0, 2, 3)))
@@ -53,17 +63,17 @@ def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub
         fields["via_arg"] = draw(st.booleans())
     elif kind == "constrained":
         fields["cname"] = draw(st.sampled_from(("slots", "gpu")))
-        fields["amount"] = draw(st.sampled_from((1, 2, 3)))
+        fields["amount"] = draw(st.sampled_from((1, 2, 1, 2, 3)))
     elif kind == "sub":
         fields["sub"] = draw(st.integers(0, n_subs - 1))
     cond = after = seq = None
     if i and extras:
         preds = [j for j, p in enumerate(prev) if p.kind == "pred"]
-        if draw(st.integers(0, 3)) == 0:
-            cond = draw(st.sampled_from(preds) if preds and draw(st.booleans()) else idx)
-        if draw(st.integers(0, 4)) == 0:
+        if chance(draw, 3):
+            cond = draw(st.sampled_from(preds) if preds and not chance(draw, 4) else idx)
+        if chance(draw, 5):
             after = tuple(draw(st.lists(idx, min_size=1, max_size=2)))
-        if kind != "map" and draw(st.integers(0, 4)) == 0:
+        if kind != "map" and chance(draw, 5):
             cands = [j for j, p in enumerate(prev) if p.kind != "map"]
             if cands:
                 seq = draw(st.sampled_from(cands))
@@ -79,15 +89,16 @@ def bodies(draw: Any, kinds: tuple[str, ...] = KINDS, allow_sub: bool = True, n_
         prev.append(draw(nodes(i, prev, kinds, allow_sub, n_subs, extras)))
     i = size
     idx = st.integers(0, i - 1) if i else st.nothing()
-    inputs = tuple(draw(st.lists(idx, max_size=3))) if i else ()
+    # the root consumes every sink (so the whole body is reachable) and maybe more
+    used = {d for p in prev for d in p.inputs + p.after + ((p.selector,) + p.routes if p.kind == "router" else ())}
+    sinks = tuple(j for j in range(i) if j not in used)
+    inputs = tuple(draw(st.lists(idx, max_size=2))) if i else ()
     cond = seq = None
-    after: tuple[int, ...] = ()
+    after = tuple(j for j in sinks if j not in inputs)  # ordering only: a skipped sink skips nothing
     if i and extras:
-        if draw(st.integers(0, 5)) == 0:
+        if chance(draw, 8):
             cond = draw(idx)
-        if draw(st.integers(0, 5)) == 0:
-            after = (draw(idx),)
-        if draw(st.integers(0, 5)) == 0:
+        if chance(draw, 8):
             cands = [j for j, p in enumerate(prev) if p.kind != "map"]
             if cands:
                 seq = draw(st.sampled_from(cands))
@@ -104,7 +115,9 @@ def loops(draw: Any, kinds: tuple[str, ...] = KINDS, allow_sub: bool = True, n_s
     count = draw(st.integers(1, max_bodies))
     mode = draw(st.sampled_from(("sync", "async", "suspend")))
     bs = tuple(draw(bodies(kinds, allow_sub, n_subs, max_nodes, extras, root_mode=mode)) for _ in range(count))
-    raise_at = draw(st.none() | st.integers(0, 4)) if allow_raise and "raise" in kinds else None
+    raise_at = None
+    if allow_raise and "raise" in kinds and chance(draw, 8):
+        raise_at = draw(st.integers(0, 4))
     return Loop(bs, raise_at)
 
 
@@ -114,9 +127,10 @@ def workflows(draw: Any, kinds: tuple[str, ...] = KINDS, max_loops: int = 3, max
               extras: bool = True) -> Workflow:
     """A random recursive workflow: a ring of 1-3 loops (mutual recursion), 0-2 sub-loops."""
     n_subs = draw(st.integers(0, max_subs)) if "sub" in kinds else 0
-    subs = tuple(draw(loops(kinds, False, 0, 2, 4, extras)) for _ in range(n_subs))
+    subs = tuple(draw(loops(kinds, False, 0, 2, 4, extras, allow_raise=False)) for _ in range(n_subs))
     n_loops = draw(st.integers(1, max_loops))
-    ring = tuple(draw(loops(kinds, True, n_subs, max_bodies, max_nodes, extras)) for _ in range(n_loops))
+    ring = tuple(draw(loops(kinds, True, n_subs, max_bodies, max_nodes, extras, allow_raise=k == 0))
+                 for k in range(n_loops))
     start = draw(st.integers(0, max_start))
     return Workflow(ring, subs, start)
 
