@@ -49,7 +49,7 @@ def make_engine(mode):
         raise NotImplementedError(f"Engine(hot_plans=False) unsupported: {exc}") from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tasks():
     """Every task the suite uses, made once per process."""
     require("task", "Engine")

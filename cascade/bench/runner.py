@@ -6,8 +6,9 @@ import asyncio
 import gc
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import cascade as cs
 

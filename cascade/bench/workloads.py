@@ -12,8 +12,9 @@ workloads), so throughput is ``iterations / seconds`` for either.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import cascade as cs
 

@@ -1,0 +1,123 @@
+"""Nox sessions for Cascade: tests, properties and lint by default; typecheck, benchmarks and the gate on demand.
+
+Benchmark sessions: ``bench`` (quick asv run of the working tree and the headline table), ``history``
+(asv over the last N commits of main, then the HTML dashboard), ``preview`` (serve it), ``browser``
+(check the dashboard in headless Chromium), ``pybench`` (pytest-benchmark suite), ``gate`` (HEAD vs a
+base revision). See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.options.download_python = "never"
+nox.options.default_venv_backend = "virtualenv"
+nox.options.sessions = ["tests", "properties", "lint"]
+
+ASV_MACHINE = "cascade-2core"  # one stable name, so results of every run land on one dashboard series
+HISTORY_DEFAULT = 10
+
+
+def _install(session: nox.Session, *extras: str) -> None:
+    """Install the project (editable) with the given optional-dependency groups."""
+    spec = f".[{','.join(extras)}]" if extras else "."
+    session.install("-e", spec)
+
+
+def _asv_machine(session: nox.Session) -> None:
+    """Register this machine under the stable asv machine name (idempotent)."""
+    session.run("asv", "machine", "--machine", ASV_MACHINE, "--yes", silent=True)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the unit tests."""
+    _install(session, "test")
+    session.run("python", "-m", "pytest", "tests", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def properties(session: nox.Session) -> None:
+    """Run the Hypothesis property tests (HYPOTHESIS_PROFILE defaults to ci)."""
+    _install(session, "test", "properties")
+    env = {"HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "ci")}
+    session.run("python", "-m", "pytest", "properties", "-p", "no:cacheprovider", *session.posargs, env=env)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Lint with ruff."""
+    _install(session, "lint")
+    session.run("ruff", "check", "cascade", "tests", "properties", *session.posargs)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Type-check the package with mypy."""
+    _install(session, "lint")
+    session.run("mypy", "cascade", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Quick asv run of the working tree (nothing saved), then the cascade bench headline table."""
+    _install(session, "bench")
+    _asv_machine(session)
+    session.run("asv", "run", "--quick", "--python=same", "--dry-run", "--show-stderr",
+                "--machine", ASV_MACHINE, *session.posargs)
+    session.run("cascade", "bench", "--quick")
+
+
+@nox.session
+def history(session: nox.Session) -> None:
+    """Benchmark the last N commits of main with asv (N = first posarg, default 10) and publish the HTML."""
+    _install(session, "bench")
+    args = list(session.posargs)
+    count = int(args.pop(0)) if args and args[0].isdigit() else HISTORY_DEFAULT
+    shas = subprocess.run(["git", "rev-list", "--first-parent", f"--max-count={count}", "main"],
+                          check=True, capture_output=True, text=True).stdout.split()
+    if len(shas) < count:
+        session.warn(f"main has only {len(shas)} commits; benchmarking all of them")
+    hashfile = Path(".asv") / "history-commits.txt"
+    hashfile.parent.mkdir(exist_ok=True)
+    hashfile.write_text("\n".join(shas) + "\n")
+    _asv_machine(session)
+    session.run("asv", "run", f"HASHFILE:{hashfile}", "--machine", ASV_MACHINE, "--skip-existing-commits",
+                "--show-stderr", *args)
+    session.run("asv", "publish")
+
+
+@nox.session
+def preview(session: nox.Session) -> None:
+    """Serve the published asv dashboard (.asv/html) on localhost."""
+    _install(session, "bench")
+    session.run("asv", "preview", *session.posargs)
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """Open the published dashboard in headless Chromium: screenshot it and check benchmarks and a graph."""
+    if shutil.which("chromium") is None:
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "chromium", external=True)
+    session.run("python", "tools/check_dashboard.py", *session.posargs)
+
+
+@nox.session
+def pybench(session: nox.Session) -> None:
+    """Run the pytest-benchmark suite in benchmarks/ (kept out of the test run)."""
+    _install(session, "test", "bench")
+    session.run("python", "-m", "pytest", "benchmarks", "-p", "no:cacheprovider", "-o", "python_files=bench_*.py",
+                "--benchmark-only", *session.posargs)
+
+
+@nox.session(default=False)
+def gate(session: nox.Session) -> None:
+    """Fail when HEAD is slower than a base revision (posarg, default origin/main) on the gated loops."""
+    args = list(session.posargs) or ["origin/main"]
+    session.run("python", "tools/gate.py", *args)

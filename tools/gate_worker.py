@@ -1,0 +1,83 @@
+"""One gate measurement round in one environment: time a fixed list of asv ``time_*`` benchmarks.
+
+Run by ``tools/gate.py`` as ``ENV_PYTHON -I gate_worker.py --repeat R BENCH...`` from a directory
+holding a copy of ``asv_benchmarks/`` (and no ``cascade/``), so the ``cascade`` imported is the one
+installed in that environment. A BENCH is ``module:Class.method:param,param`` (params as Python
+literals). Prints one JSON object on stdout: ``cascade`` (the imported file) and, per benchmark,
+``cpu`` and ``wall`` seconds (one per timed call: this thread's CPU time and elapsed time) or
+``skipped`` (setup raised NotImplementedError).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import gc
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+
+
+def _parse(spec: str) -> tuple[str, str, str, tuple]:
+    module, qual, params = (spec.split(":") + [""])[:3]
+    cls, _, method = qual.rpartition(".")
+    values = tuple(ast.literal_eval(p) for p in params.split(",")) if params else ()
+    return module, cls, method, values
+
+
+def measure(spec: str, repeat: int) -> dict:
+    module_name, cls_name, method, params = _parse(spec)
+    module = importlib.import_module(f"asv_benchmarks.{module_name}")
+    obj = getattr(module, cls_name)() if cls_name else module
+    setup = getattr(obj, "setup", None)
+    teardown = getattr(obj, "teardown", None)
+    try:
+        if setup is not None:
+            setup(*params)
+    except NotImplementedError as exc:
+        return {"skipped": str(exc) or "NotImplementedError"}
+    try:
+        fn = getattr(obj, method)
+        fn(*params)  # warm-up call
+        cpu, wall = [], []
+        for _ in range(repeat):
+            gc.collect()
+            gc.disable()  # as asv's timer does
+            try:
+                t0, c0 = time.perf_counter(), time.thread_time()
+                fn(*params)
+                c1, t1 = time.thread_time(), time.perf_counter()
+            finally:
+                gc.enable()
+            cpu.append(c1 - c0)
+            wall.append(t1 - t0)
+        return {"cpu": cpu, "wall": wall}
+    finally:
+        if teardown is not None:
+            teardown(*params)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("benchmarks", nargs="+")
+    args = parser.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import cascade
+
+    out: dict = {"cascade": os.path.abspath(cascade.__file__), "results": {}}
+    for spec in args.benchmarks:
+        try:
+            out["results"][spec] = measure(spec, args.repeat)
+        except Exception:
+            traceback.print_exc()
+            out["results"][spec] = {"error": traceback.format_exc(limit=3)}
+    json.dump(out, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
