@@ -45,6 +45,63 @@ def event_key(event: Any) -> tuple[Any, ...]:
     return (type(event).__name__,) + fields
 
 
+async def _outcome(awaitable: Any) -> tuple[Any, ...]:
+    try:
+        return ("ok", await awaitable)
+    except Exception as exc:  # compared, then re-raised by Runner.run
+        return ("error", exc)
+
+
+class Runner:
+    """Runs targets on one engine in one of three modes.
+
+    ``slow``: ``Engine(hot_plans=False)``. ``hot``: ``Engine(hot_plans=True)``, each target run once
+    (its first iteration compiles, so a one-iteration target takes the slow path). ``warm``: a hot
+    engine that runs every target twice, calls the registered reset hooks in between, checks that
+    both runs gave the same result or exception and that the second one hit a hot plan, and hands
+    back the second: so the test's assertions see a run that took the hot path.
+    """
+
+    def __init__(self, mode: str, **engine_options: Any) -> None:
+        self.mode = mode
+        self.engine = cs.Engine(hot_plans=mode != "slow", **engine_options)
+        self._resets: list[Any] = []
+
+    def on_reset(self, hook: Any) -> None:
+        self._resets.append(hook)
+
+    def recorder(self, event_type: type = cs.Event) -> Recorder:
+        rec = Recorder(self.engine.bus, event_type)
+        self.on_reset(rec.events.clear)
+        return rec
+
+    async def run(self, target: Any, params: Any = None) -> Any:
+        if self.mode == "warm":
+            first = await _outcome(self.engine.run(target, params))
+            for hook in self._resets:
+                hook()
+            hits = self.engine.stats.hot_plan_hits
+            second = await _outcome(self.engine.run(target, params))
+            assert self.engine.stats.hot_plan_hits > hits, "the second run did not take a hot plan"
+            assert first[0] == second[0], (first, second)
+            if first[0] == "ok":
+                assert first[1] == second[1]
+            else:
+                assert type(first[1]) is type(second[1]) and str(first[1]) == str(second[1])
+            outcome = second
+        else:
+            outcome = await _outcome(self.engine.run(target, params))
+        if outcome[0] == "error":
+            raise outcome[1]
+        return outcome[1]
+
+
+@pytest.fixture(params=["slow", "hot", "warm"])
+def runner(request: pytest.FixtureRequest) -> Runner:
+    """Slow path, hot engine on a first run, and hot engine on an already-compiled plan."""
+    return Runner(request.param)
+
+
 @pytest.fixture
 def engine() -> cs.Engine:
     """A fresh engine with default options (hot plans on)."""

@@ -8,6 +8,8 @@ import pytest
 
 import cascade as cs
 
+from ..conftest import Runner
+
 
 class Gauge:
     def __init__(self) -> None:
@@ -112,11 +114,13 @@ async def test_ungoverned_names_are_not_limited_and_too_large_amount_fails():
     assert engine.constraints.available == {"cpu": 2}
 
 
-@pytest.mark.parametrize("hot", [True, False], ids=["hot", "slow"])
+@pytest.mark.parametrize("mode", ["slow", "hot", "warm"])
 @pytest.mark.asyncio
-async def test_slots_released_after_failure(hot):
-    engine = cs.Engine(system_resources={"cpu": 2}, hot_plans=hot)
+async def test_slots_released_after_failure(mode):
+    runner = Runner(mode, system_resources={"cpu": 2})
+    engine = runner.engine
     started = asyncio.Event()
+    runner.on_reset(started.clear)
 
     @cs.task
     async def slow_ok():
@@ -130,7 +134,7 @@ async def test_slots_released_after_failure(hot):
 
     target = gather_all(slow_ok().with_constraints(cpu=1), fail().with_constraints(cpu=1))
     with pytest.raises(Boom):
-        await asyncio.wait_for(engine.run(target), timeout=10)
+        await asyncio.wait_for(runner.run(target), timeout=10)
     assert engine.constraints.available == {"cpu": 2}
     # the engine is still usable at full capacity
     gauge = Gauge()
@@ -146,12 +150,15 @@ async def test_slots_released_after_failure(hot):
     assert gauge.max == 2
 
 
-@pytest.mark.parametrize("hot", [True, False], ids=["hot", "slow"])
+@pytest.mark.parametrize("mode", ["slow", "hot", "warm"])
 @pytest.mark.asyncio
-async def test_slots_released_after_failure_while_a_call_waits_for_a_slot(hot):
-    engine = cs.Engine(system_resources={"cpu": 2}, hot_plans=hot)
+async def test_slots_released_after_failure_while_a_call_waits_for_a_slot(mode):
+    runner = Runner(mode, system_resources={"cpu": 2})
+    engine = runner.engine
     holders = Gauge()
     waiter_ran = []
+    runner.on_reset(waiter_ran.clear)
+    runner.on_reset(lambda: setattr(holders, "current", 0))
 
     @cs.task
     async def holder():
@@ -173,7 +180,7 @@ async def test_slots_released_after_failure_while_a_call_waits_for_a_slot(hot):
     target = gather_all(holder().with_constraints(cpu=1), holder().with_constraints(cpu=1), fail(),
                         waiter().with_constraints(cpu=1))
     with pytest.raises(Boom):
-        await asyncio.wait_for(engine.run(target), timeout=10)
+        await asyncio.wait_for(runner.run(target), timeout=10)
     assert waiter_ran == []
     assert engine.constraints.available == {"cpu": 2}
 

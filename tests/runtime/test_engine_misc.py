@@ -379,7 +379,7 @@ async def test_failures_and_cancellations_do_not_leak_between_concurrent_runs():
         if i % 4 == 3:
             task.cancel()
     outcomes = await asyncio.gather(*runs.values(), return_exceptions=True)
-    for i, out in zip(runs, outcomes):
+    for i, out in zip(runs, outcomes, strict=True):
         if i % 4 == 3:
             assert isinstance(out, asyncio.CancelledError)
         elif i % 4 == 1:

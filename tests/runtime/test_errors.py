@@ -148,7 +148,7 @@ async def test_params_must_be_a_mapping(engine):
 
 
 @pytest.mark.asyncio
-async def test_router_value_without_route(any_engine, side):
+async def test_router_value_without_route(runner, side):
     @cs.task(name="selector")
     def selector():
         return 42
@@ -164,14 +164,14 @@ async def test_router_value_without_route(any_engine, side):
         return x
 
     with pytest.raises(cs.RouteError) as info:
-        await any_engine.run(router_user(cs.Router(selector(), {0: route_a(), 1: route_a()})))
+        await runner.run(router_user(cs.Router(selector(), {0: route_a(), 1: route_a()})))
     message = str(info.value)
     assert "42" in message and "router_user" in message
     assert side.count == 0
 
 
 @pytest.mark.asyncio
-async def test_dependency_missing_error_carries_reason(any_engine):
+async def test_dependency_missing_error_carries_reason(runner):
     @cs.task(name="target_task")
     def target_task():
         return 1
@@ -181,27 +181,29 @@ async def test_dependency_missing_error_carries_reason(any_engine):
         return 0
 
     with pytest.raises(cs.DependencyMissingError) as info:
-        await any_engine.run(target_task().run_if(no()))
+        await runner.run(target_task().run_if(no()))
     assert info.value.reason == "ConditionFalse"
     assert "target_task" in str(info.value) and "ConditionFalse" in str(info.value)
     assert isinstance(info.value, cs.CascadeError)
 
 
 @pytest.mark.asyncio
-async def test_target_skipped_only_through_sequence_returns_none(any_engine):
+async def test_target_skipped_only_through_sequence_returns_none(runner):
     @cs.task(name="step")
     def step(x):
         return x
 
-    assert await any_engine.run(cs.sequence([step(1).run_if(step(False)), step(2)])) is None
-    assert await any_engine.run(cs.sequence([step(1).run_if(step(True)), step(2)])) == 2
+    assert await runner.run(cs.sequence([step(1).run_if(step(False)), step(2)])) is None
+    assert await runner.run(cs.sequence([step(1).run_if(step(True)), step(2)])) == 2
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("failer_kind", ["sync", "async-immediate", "async-after-suspending"])
-async def test_exception_cancels_other_in_flight_tasks(any_engine, failer_kind):
+async def test_exception_cancels_other_in_flight_tasks(runner, failer_kind):
     started = asyncio.Event()
     outcome = []
+    runner.on_reset(started.clear)
+    runner.on_reset(outcome.clear)
 
     @cs.task(name="long")
     async def long():
@@ -238,14 +240,15 @@ async def test_exception_cancels_other_in_flight_tasks(any_engine, failer_kind):
         outcome.append("after_all")
 
     with pytest.raises(ValueError, match="bad input 7"):
-        await asyncio.wait_for(any_engine.run(after_all(long(), failer(1))), timeout=10)
+        await asyncio.wait_for(runner.run(after_all(long(), failer(1))), timeout=10)
     # cancelled and awaited before run() raised: the task saw CancelledError
     assert outcome == ["cancelled"]
 
 
 @pytest.mark.asyncio
-async def test_task_exception_propagates_unchanged(any_engine):
+async def test_task_exception_propagates_unchanged(runner):
     raised = []
+    runner.on_reset(raised.clear)
 
     class Custom(Exception):
         pass
@@ -261,13 +264,13 @@ async def test_task_exception_propagates_unchanged(any_engine):
         return x
 
     with pytest.raises(Custom) as info:
-        await any_engine.run(outer(inner()))
+        await runner.run(outer(inner()))
     assert info.value is raised[0]
     assert info.value.args == ("custom message", 17)
 
 
 @pytest.mark.asyncio
-async def test_exception_from_tail_call_iteration_propagates(any_engine):
+async def test_exception_from_tail_call_iteration_propagates(runner):
     @cs.task(name="loop")
     def loop(n):
         if n == 0:
@@ -275,4 +278,4 @@ async def test_exception_from_tail_call_iteration_propagates(any_engine):
         return loop(n - 1)
 
     with pytest.raises(ZeroDivisionError, match="reached zero"):
-        await any_engine.run(loop(10))
+        await runner.run(loop(10))

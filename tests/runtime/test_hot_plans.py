@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -355,7 +356,7 @@ async def test_full_event_sequences_agree(name):
     slow = await observe(name, False)
     hot_events, slow_events = hot.recorder.comparable(), slow.recorder.comparable()
     assert len(hot_events) == len(slow_events)
-    for i, (h, s) in enumerate(zip(hot_events, slow_events)):
+    for i, (h, s) in enumerate(zip(hot_events, slow_events, strict=True)):
         assert h == s, f"event {i} differs"
     assert len(hot.recorder.run_ids()) == 1
 

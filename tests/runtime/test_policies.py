@@ -17,6 +17,12 @@ def flaky_task(failures: int, *, is_async: bool = False):
     """A task failing ``failures`` times (then returning the attempt count); records what it raised."""
     state = {"calls": 0, "raised": []}
 
+    def reset():
+        state["calls"] = 0
+        state["raised"] = []
+
+    state["reset"] = reset
+
     def body(x):
         state["calls"] += 1
         if state["calls"] <= failures:
@@ -36,10 +42,11 @@ def flaky_task(failures: int, *, is_async: bool = False):
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
-async def test_retry_succeeds_within_max_attempts(any_engine, make_recorder, is_async):
+async def test_retry_succeeds_within_max_attempts(runner, is_async):
     flaky, state = flaky_task(2, is_async=is_async)
-    rec = make_recorder(any_engine.bus)
-    assert await any_engine.run(flaky(7).with_retry(max_attempts=3)) == (7, 3)
+    runner.on_reset(state["reset"])
+    rec = runner.recorder()
+    assert await runner.run(flaky(7).with_retry(max_attempts=3)) == (7, 3)
     assert state["calls"] == 3
     retrying = rec.of(cs.TaskRetrying)
     assert [e.attempt for e in retrying] == [2, 3]
@@ -50,11 +57,12 @@ async def test_retry_succeeds_within_max_attempts(any_engine, make_recorder, is_
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
-async def test_retry_exhausted_propagates_the_same_exception(any_engine, make_recorder, is_async):
+async def test_retry_exhausted_propagates_the_same_exception(runner, is_async):
     flaky, state = flaky_task(100, is_async=is_async)
-    rec = make_recorder(any_engine.bus)
+    runner.on_reset(state["reset"])
+    rec = runner.recorder()
     with pytest.raises(Boom) as info:
-        await any_engine.run(flaky(1).with_retry(max_attempts=3))
+        await runner.run(flaky(1).with_retry(max_attempts=3))
     assert state["calls"] == 3  # max_attempts is the total, the first attempt included
     assert info.value is state["raised"][-1]
     assert type(info.value) is Boom
@@ -64,37 +72,41 @@ async def test_retry_exhausted_propagates_the_same_exception(any_engine, make_re
 
 
 @pytest.mark.asyncio
-async def test_max_attempts_one_means_no_retry(any_engine, make_recorder):
+async def test_max_attempts_one_means_no_retry(runner):
     flaky, state = flaky_task(1)
-    rec = make_recorder(any_engine.bus)
+    runner.on_reset(state["reset"])
+    rec = runner.recorder()
     with pytest.raises(Boom, match="attempt 1 failed"):
-        await any_engine.run(flaky(1).with_retry(max_attempts=1))
+        await runner.run(flaky(1).with_retry(max_attempts=1))
     assert state["calls"] == 1
     assert rec.of(cs.TaskRetrying) == []
 
 
 @pytest.mark.asyncio
-async def test_without_retry_a_failure_is_not_retried(any_engine):
+async def test_without_retry_a_failure_is_not_retried(runner):
     flaky, state = flaky_task(1)
+    runner.on_reset(state["reset"])
     with pytest.raises(Boom) as info:
-        await any_engine.run(flaky(1))
+        await runner.run(flaky(1))
     assert state["calls"] == 1
     assert info.value is state["raised"][0]
 
 
 @pytest.mark.asyncio
-async def test_retry_delays_follow_backoff(any_engine, make_recorder):
+async def test_retry_delays_follow_backoff(runner):
     flaky, state = flaky_task(3)
-    rec = make_recorder(any_engine.bus, cs.TaskRetrying)
-    assert await any_engine.run(flaky(0).with_retry(max_attempts=4, delay=0.001, backoff=2.0)) == (0, 4)
+    runner.on_reset(state["reset"])
+    rec = runner.recorder(cs.TaskRetrying)
+    assert await runner.run(flaky(0).with_retry(max_attempts=4, delay=0.001, backoff=2.0)) == (0, 4)
     assert [e.delay for e in rec.events] == [0.001, 0.002, 0.004]
 
 
 @pytest.mark.asyncio
-async def test_mapped_retry_applies_to_each_element(any_engine, make_recorder):
+async def test_mapped_retry_applies_to_each_element(runner):
     flaky, state = flaky_task(1)
-    rec = make_recorder(any_engine.bus, cs.TaskRetrying)
-    result = await any_engine.run(flaky.map(x=["a", "b"]).with_retry(max_attempts=2))
+    runner.on_reset(state["reset"])
+    rec = runner.recorder(cs.TaskRetrying)
+    result = await runner.run(flaky.map(x=["a", "b"]).with_retry(max_attempts=2))
     # the first call fails once (calls=1), then every call succeeds
     assert result == [("a", 2), ("b", 3)]
     assert len(rec.events) == 1

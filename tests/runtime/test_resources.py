@@ -14,6 +14,10 @@ class Tracker:
         self.log: list[str] = []
         self.serial = 0
 
+    def reset(self) -> None:
+        self.log.clear()
+        self.serial = 0
+
     def count(self, entry: str) -> int:
         return self.log.count(entry)
 
@@ -67,24 +71,26 @@ async def test_run_scope_is_set_up_once_and_torn_down_at_end(any_engine, is_asyn
 
 
 @pytest.mark.asyncio
-async def test_run_scope_spans_tail_call_iterations(any_engine):
+async def test_run_scope_spans_tail_call_iterations(runner):
     tracker = Tracker()
-    any_engine.register(make_resource(tracker, "conn", "run"))
+    runner.on_reset(tracker.reset)
+    runner.engine.register(make_resource(tracker, "conn", "run"))
 
     @cs.task
     def loop(n, acc, conn=cs.inject("conn")):
         acc = acc + [conn]
         return loop(n - 1, acc) if n > 1 else acc
 
-    assert await any_engine.run(loop(5, [])) == ["conn-1"] * 5
+    assert await runner.run(loop(5, [])) == ["conn-1"] * 5
     assert tracker.log == ["setup conn", "teardown conn"]
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync-gen", "async-gen"])
-async def test_task_scope_is_per_call(any_engine, is_async):
+async def test_task_scope_is_per_call(runner, is_async):
     tracker = Tracker()
-    any_engine.register(make_resource(tracker, "tmp", "task", is_async=is_async))
+    runner.on_reset(tracker.reset)
+    runner.engine.register(make_resource(tracker, "tmp", "task", is_async=is_async))
 
     @cs.task
     def use(x, tmp=cs.inject("tmp")):
@@ -95,7 +101,7 @@ async def test_task_scope_is_per_call(any_engine, is_async):
     def both(a, b):
         return (a, b)
 
-    a, b = await any_engine.run(both(use(1), use(2)))
+    a, b = await runner.run(both(use(1), use(2)))
     assert {a, b} == {"tmp-1", "tmp-2"}
     assert tracker.count("setup tmp") == 2
     assert tracker.count("teardown tmp") == 2
@@ -104,17 +110,18 @@ async def test_task_scope_is_per_call(any_engine, is_async):
 
 
 @pytest.mark.asyncio
-async def test_resource_events(any_engine, make_recorder):
+async def test_resource_events(runner):
     tracker = Tracker()
-    any_engine.register(make_resource(tracker, "r", "run"))
-    any_engine.register(make_resource(tracker, "t", "task"))
-    rec = make_recorder(any_engine.bus)
+    runner.on_reset(tracker.reset)
+    runner.engine.register(make_resource(tracker, "r", "run"))
+    runner.engine.register(make_resource(tracker, "t", "task"))
+    rec = runner.recorder()
 
     @cs.task
     def use(r=cs.inject("r"), t=cs.inject("t")):
         return r + t
 
-    assert await any_engine.run(use()) == "r-1t-2"
+    assert await runner.run(use()) == "r-1t-2"
     kinds = [(type(e).__name__, e.resource, e.scope) for e in rec.events
              if isinstance(e, (cs.ResourceAcquired, cs.ResourceReleased))]
     assert kinds == [
@@ -126,27 +133,30 @@ async def test_resource_events(any_engine, make_recorder):
 
 
 @pytest.mark.asyncio
-async def test_teardown_runs_on_failure(any_engine):
+async def test_teardown_runs_on_failure(runner):
     tracker = Tracker()
-    any_engine.register(make_resource(tracker, "run_res", "run"))
-    any_engine.register(make_resource(tracker, "task_res", "task"))
+    runner.on_reset(tracker.reset)
+    runner.engine.register(make_resource(tracker, "run_res", "run"))
+    runner.engine.register(make_resource(tracker, "task_res", "task"))
 
     @cs.task
     def fail(a=cs.inject("run_res"), b=cs.inject("task_res")):
         raise Boom(f"failed with {a} {b}")
 
     with pytest.raises(Boom, match="failed with run_res-1 task_res-2"):
-        await any_engine.run(fail())
+        await runner.run(fail())
     assert tracker.count("teardown run_res") == 1
     assert tracker.count("teardown task_res") == 1
     assert tracker.log[-2:] == ["teardown task_res", "teardown run_res"]
 
 
 @pytest.mark.asyncio
-async def test_teardown_runs_when_another_task_fails(any_engine):
+async def test_teardown_runs_when_another_task_fails(runner):
     tracker = Tracker()
-    any_engine.register(make_resource(tracker, "held", "task", is_async=True))
+    runner.on_reset(tracker.reset)
+    runner.engine.register(make_resource(tracker, "held", "task", is_async=True))
     started = asyncio.Event()
+    runner.on_reset(started.clear)
 
     @cs.task
     async def holder(h=cs.inject("held")):
@@ -163,7 +173,7 @@ async def test_teardown_runs_when_another_task_fails(any_engine):
         return (a, b)
 
     with pytest.raises(Boom, match="other failed"):
-        await asyncio.wait_for(any_engine.run(pair(holder(), failer())), timeout=10)
+        await asyncio.wait_for(runner.run(pair(holder(), failer())), timeout=10)
     assert tracker.log == ["setup held", "teardown held"]
 
 
@@ -192,15 +202,16 @@ async def test_teardown_runs_on_cancellation_of_the_run(any_engine):
 
 
 @pytest.mark.asyncio
-async def test_explicit_argument_overrides_injected_default(any_engine):
+async def test_explicit_argument_overrides_injected_default(runner):
     tracker = Tracker()
-    any_engine.register(make_resource(tracker, "db", "run"))
+    runner.on_reset(tracker.reset)
+    runner.engine.register(make_resource(tracker, "db", "run"))
 
     @cs.task
     def use(db=cs.inject("db")):
         return db
 
-    assert await any_engine.run(use(db="given")) == "given"
+    assert await runner.run(use(db="given")) == "given"
     assert tracker.log == []
 
 
@@ -235,9 +246,10 @@ async def test_resource_that_never_yields_is_resource_error(any_engine):
 
 
 @pytest.mark.asyncio
-async def test_async_teardown_that_awaits_runs_when_another_task_fails_at_once(any_engine):
+async def test_async_teardown_that_awaits_runs_when_another_task_fails_at_once(runner):
     """The failing task raises without suspending, while the holder is suspended in flight."""
     log = []
+    runner.on_reset(log.clear)
 
     @cs.resource(name="conn", scope="task")
     async def conn():
@@ -246,7 +258,7 @@ async def test_async_teardown_that_awaits_runs_when_another_task_fails_at_once(a
         await asyncio.sleep(0)  # cleanup that needs the event loop (closing a socket, ...)
         log.append("teardown")
 
-    any_engine.register(conn)
+    runner.engine.register(conn)
 
     @cs.task
     async def holder(c=cs.inject("conn")):
@@ -261,5 +273,39 @@ async def test_async_teardown_that_awaits_runs_when_another_task_fails_at_once(a
         return (a, b)
 
     with pytest.raises(Boom, match="at once"):
-        await asyncio.wait_for(any_engine.run(pair(holder(), failer())), timeout=10)
+        await asyncio.wait_for(runner.run(pair(holder(), failer())), timeout=10)
     assert log == ["setup", "teardown"]
+
+
+@pytest.mark.asyncio
+async def test_registering_a_replacement_resource_takes_effect_in_later_runs(any_engine):
+    """``register`` replaces a resource by name; a plan compiled before must not keep the old scope."""
+    log = []
+
+    @cs.resource(name="db", scope="run")
+    def db_run():
+        log.append("run-setup")
+        yield "R"
+        log.append("run-teardown")
+
+    @cs.resource(name="db", scope="task")
+    def db_task():
+        log.append("task-setup")
+        yield "T"
+        log.append("task-teardown")
+
+    @cs.task
+    def use(x, db=cs.inject("db")):
+        return db
+
+    @cs.task
+    def pair(a, b):
+        return (a, b)
+
+    any_engine.register(db_run)
+    assert await any_engine.run(pair(use(1), use(2))) == ("R", "R")
+    assert log == ["run-setup", "run-teardown"]
+    log.clear()
+    any_engine.register(db_task)
+    assert await any_engine.run(pair(use(1), use(2))) == ("T", "T")
+    assert log == ["task-setup", "task-teardown"] * 2  # task scope: around each of the two calls
