@@ -28,6 +28,7 @@ from ..spec.resource import Resource
 from .constraints import ConstraintManager
 from .context import RunContext
 from .events import Event, MessageBus, RunFinished, RunStarted, StaticAnalysisWarning
+from .binding import bind
 from .loop import drive
 from .program import Program, compile_program
 from .state import StateBackend
@@ -41,6 +42,8 @@ _pid = os.getpid()
 
 # A recursion whose template was new this many iterations in a row never reaches a hot plan.
 _CHANGING_STREAK = 3
+# Programs kept per shape hash (templates that differ only in sharing or pure merging).
+_BUCKET = 4
 
 
 class Engine:
@@ -75,7 +78,9 @@ class Engine:
         self.plan_cache_size = plan_cache_size
         self.solver: Solver = solver if solver is not None else NativeSolver()
         self.stats = EngineStats()
-        self._plans: OrderedDict[int, Program] = OrderedDict()
+        # shape -> the programs compiled for it (several templates can share a shape hash when they
+        # differ only in sharing or in pure merging; binding tells them apart). LRU over shapes.
+        self._plans: OrderedDict[int, tuple[Program, ...]] = OrderedDict()
         self._resources: dict[str, Resource] = {}
         self._warned: weakref.WeakSet[Any] = weakref.WeakSet()
         for res in resources:
@@ -87,6 +92,7 @@ class Engine:
         if not isinstance(resource, Resource):
             raise TypeError(f"register() needs a @cs.resource, got {resource!r}")
         self._resources[resource.name] = resource
+        self._plans.clear()  # compiled programs know each resource's scope: compile again
         return resource
 
     def pause(self, task: Any = None) -> None:
@@ -154,6 +160,22 @@ class Engine:
     def _shape_watch(self) -> _ShapeWatch:
         return _ShapeWatch(self)
 
+    def _lookup(self, shape: int, target: Any) -> tuple[Program | None, list[Any] | None]:
+        """A cached program that ``target``'s iteration binds to, with its objects."""
+        bucket = self._plans.get(shape)
+        if bucket is None:
+            return None, None
+        self._plans.move_to_end(shape)
+        for prog in bucket:
+            if prog.single:
+                if type(target) is LazyResult and target.task is prog.steps[0].task:
+                    return prog, None
+                continue
+            objs = bind(prog, target) if not prog.bind_by_graph else self._bind_by_graph(prog, target)
+            if objs is not None:
+                return prog, objs
+        return None, None
+
     def _bind_by_graph(self, prog: Program, target: Any) -> list[Any] | None:
         # Pure nodes may merge differently from one iteration to the next: only a graph build can
         # tell, so such templates bind through one (still no solving or compiling).
@@ -170,8 +192,10 @@ class Engine:
         self.stats.plan_solves += 1
         prog = compile_program(graph, plan, self._resources)
         if self.hot_plans:
-            self._plans[target._shape] = prog
-            self._plans.move_to_end(target._shape)
+            shape = target._shape
+            bucket = self._plans.get(shape, ())
+            self._plans[shape] = (prog,) + bucket[: _BUCKET - 1]
+            self._plans.move_to_end(shape)
             while len(self._plans) > self.plan_cache_size:
                 self._plans.popitem(last=False)
         return prog, [graph.nodes[c].obj for c in plan.order]

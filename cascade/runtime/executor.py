@@ -203,6 +203,12 @@ class Scheduler:
         return self.values[last], self.skipped[last]
 
     async def _cancel_inflight(self) -> None:
+        if not self.inflight:
+            return
+        # A Task cancelled before its first step never runs its coroutine, so the call it carries
+        # (already started by hand) would get GeneratorExit at garbage collection instead of
+        # CancelledError now. One loop cycle lets every new Task take its first step first.
+        await asyncio.sleep(0)
         tasks = list(self.inflight)
         for t in tasks:
             t.cancel()
@@ -373,7 +379,7 @@ class Scheduler:
         cm = ctx.constraints
         obj = self.objs[p]
         entered = False
-        amounts = None
+        amounts = None  # set only once they are held, so ``finally`` releases exactly what it took
         try:
             if cm.gating or self.full:
                 reason = cm.block_reason(st.name)
@@ -382,11 +388,12 @@ class Scheduler:
                 await cm.enter(st.name)
                 entered = True
             if st.constraints:
-                amounts = cm.applicable(st.name, st.constraints)
-                if not cm.try_acquire(amounts):
+                wanted = cm.applicable(st.name, st.constraints)
+                if not cm.try_acquire(wanted):
                     if bus is not None:
                         bus.publish(TaskBlocked(run_id, st.name, p, it, "constraints"))
-                    await cm.acquire(amounts)
+                    await cm.acquire(wanted)
+                amounts = wanted
             if st.run_resources:
                 await ctx.resources.ensure(st.run_resources)
             opened: list[tuple[Any, Any]] = []

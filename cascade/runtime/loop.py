@@ -50,7 +50,6 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
     """Evaluate ``target`` to a final value, following tail calls (see the module docstring)."""
     stats = engine.stats
     hot = engine.hot_plans
-    plans = engine._plans
     cm = ctx.constraints
     event_bus = ctx.bus
     state = ctx.state
@@ -66,23 +65,21 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
         ctx.iteration += 1
         iteration = ctx.iteration
         shape = current[SHAPE] if type(current) is LazyResult else current._shape
-        if shape == prev_shape:
-            prog = prev_prog
-        elif hot:
-            prog = plans.get(shape)
-            if prog is not None:
-                plans.move_to_end(shape)
-        else:
-            prog = None
+        prog = None
         objs: list[Any] | None = None
-        if prog is not None:
-            if prog.single:
-                if type(current) is not LazyResult or current[TASK] is not prog.steps[0].task:  # hash collision
-                    prog = None
-            else:
-                objs = bind(prog, current) if not prog.bind_by_graph else engine._bind_by_graph(prog, current)
-                if objs is None:
-                    prog = None
+        if hot:
+            if shape == prev_shape:
+                prog = prev_prog
+                assert prog is not None
+                if prog.single:
+                    if type(current) is not LazyResult or current[TASK] is not prog.steps[0].task:
+                        prog = None  # a shape-hash collision
+                else:
+                    objs = bind(prog, current) if not prog.bind_by_graph else engine._bind_by_graph(prog, current)
+                    if objs is None:
+                        prog = None
+            if prog is None:
+                prog, objs = engine._lookup(shape, current)
         if prog is not None:
             stats.hot_plan_hits += 1
             full = False

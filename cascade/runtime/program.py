@@ -125,7 +125,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
             kw.update(kind=MAP, inputs=tuple(dict.fromkeys(deps)), governed=False)
         elif node.kind == "router":
             routes = {key: deps[1 + i] for i, key in enumerate(obj.keys)}
-            kw.update(kind=ROUTER, inputs=(deps[0],), routes=routes, governed=False)
+            kw.update(kind=ROUTER, inputs=(deps[0],), routes=routes, governed=False, ndata=1)
         else:
             task = obj.task
             nd = obj._ndata
