@@ -582,3 +582,57 @@ async def test_stable_loops_do_not_warn():
     assert await engine.run(accumulate(30, 0)) == sum(i * i for i in range(31))
     assert await engine.run(countdown(30)) == "done"
     assert rec.events == []
+
+
+@cs.task(name="self_pausing")
+async def self_pausing(n):
+    S.calls["self_pausing"] += 1
+    if n == 5:
+        S.engine.pause(self_pausing)  # the next iteration is a call of this very task
+    return self_pausing(n - 1) if n > 0 else "end"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("hot", [True, False], ids=["hot", "slow"])
+async def test_pause_inside_a_one_node_hot_loop(hot):
+    S.reset()
+    engine = cs.Engine(hot_plans=hot)
+    S.engine = engine
+    rec = Recorder(engine.bus, cs.TaskBlocked)
+    run_task = asyncio.create_task(engine.run(self_pausing(8)))
+    for _ in range(500):
+        if rec.events:
+            break
+        await asyncio.sleep(0)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert [(e.task_name, e.reason, e.iteration) for e in rec.events] == [("self_pausing", "paused", 5)]
+    assert S.calls["self_pausing"] == 4  # n = 8, 7, 6, 5
+    assert not run_task.done()
+    engine.resume(self_pausing)
+    assert await asyncio.wait_for(run_task, timeout=10) == "end"
+    assert S.calls["self_pausing"] == 9
+    if hot:
+        assert engine.stats.hot_plan_hits == 8
+
+
+@cs.task(name="pure_const", pure=True)
+def pure_const(x):
+    S.calls["pure_const"] += 1
+    return x
+
+
+@cs.task(name="pure_repeat")
+def pure_repeat(n, acc):
+    if n == 0:
+        return acc
+    return pure_repeat(n - 1, add(acc, pure_const(2)))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("hot", [True, False], ids=["hot", "slow"])
+async def test_pure_results_are_not_shared_across_iterations(hot):
+    S.reset()
+    engine = cs.Engine(hot_plans=hot)
+    assert await engine.run(pure_repeat(6, 0)) == 12
+    assert S.calls["pure_const"] == 6  # one call per iteration: no sharing without a cache policy
