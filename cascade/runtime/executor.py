@@ -40,7 +40,7 @@ from .events import (
     ResourceAcquired, ResourceReleased, TaskBlocked, TaskExecutionFinished, TaskExecutionStarted,
     TaskRetrying, TaskSkipped,
 )
-from .program import MAP, ROUTER, Program, Step
+from .program import A_ALL, A_ONE, MAP, ROUTER, Program, Step
 from .resources import setup_resource, teardown_resource
 
 if TYPE_CHECKING:
@@ -59,11 +59,18 @@ def is_lazy(value: Any) -> bool:
 
 @types.coroutine
 def resume(coro: Any, pending: Any) -> Any:
-    """Continue a coroutine that was stepped once by hand and suspended on ``pending``.
+    """Continue, inside a new Task, a coroutine that was stepped once by hand and yielded ``pending``.
 
-    Re-yields what the coroutine yields to whichever Task awaits this, and forwards what the Task
-    sends or throws (a wake-up or a cancellation), exactly as ``await coro`` would have done.
+    Re-yields what the coroutine yields to the Task and forwards what the Task sends or throws (a
+    wake-up or a cancellation), exactly as ``await coro`` would have done. A bare yield (``None``,
+    what ``asyncio.sleep(0)`` does) asks for one loop cycle; the Task's first step already runs a
+    cycle after the hand step, so the coroutine is resumed at once instead of waiting a second one.
     """
+    if pending is None:
+        try:
+            pending = coro.send(None)
+        except StopIteration as stop:
+            return stop.value
     while True:
         try:
             sent = yield pending
@@ -164,14 +171,20 @@ class Scheduler:
         self.bus = ctx.bus if ctx.bus.active else None
         self.values = values if values is not None else [None] * n
         self.skipped: list[str | None] = [None] * n
-        self.state = [DONE] * start + [PENDING] * (n - start)
-        self.waiting = [sum(1 for d in st.inputs if d >= start) for st in steps]
+        self.last = n - 1
         self.needed = list(prog.needed)
         self.chosen = [-1] * n
         self.inflight: set[asyncio.Task[Any]] = set()
         self.failure: BaseException | None = None
         self.waker: asyncio.Future[None] | None = None
-        heap = [p for p in range(start, n) if self.waiting[p] == 0 and self.needed[p]]
+        if start == 0:
+            self.state = [PENDING] * n
+            self.waiting = list(prog.waiting0)
+            heap = list(prog.ready0)
+        else:  # taking over from the sequential walker: steps before ``start`` are done
+            self.state = [DONE] * start + [PENDING] * (n - start)
+            self.waiting = [sum(1 for d in st.inputs if d >= start) for st in steps]
+            heap = [p for p in range(start, n) if self.waiting[p] == 0 and self.needed[p]]
         if suspended is not None:
             heap.remove(start)
             self.state[start] = RUNNING
@@ -234,7 +247,77 @@ class Scheduler:
             self._route(p, st)
         else:
             self.state[p] = RUNNING
-            self._drive(p, self._call(p, st))
+            if self.full or st.governed or self.ctx.constraints.gating:
+                self._drive(p, self._call(p, st))
+            else:
+                self._call_plain(p, st)
+
+    def _call_plain(self, p: int, st: Step) -> None:
+        """A call with no policy to apply (the hot path's common case): no coroutine of ours
+        around it, and when it suspends its Task's done-callback finishes it (:meth:`_plain_done`);
+        same events and failure handling as :meth:`_call`."""
+        _, _, _, am, spec, _, _ = self.prog.fast[p]
+        if am == A_ONE:
+            args, kwargs = (self.values[spec],), {}
+        elif am == A_ALL:
+            values = self.values
+            args, kwargs = [values[d] for d in spec], {}
+        else:
+            args, kwargs = resolve_args(st, self.objs[p], self.values, self.ctx, None)
+        bus = self.bus
+        if bus is not None:
+            bus.publish(TaskExecutionStarted(self.ctx.run_id, st.name, p, self.iteration))
+        try:
+            if st.is_async:
+                coro = st.fn(*args, **kwargs)
+                try:
+                    pending = coro.send(None)
+                except StopIteration as stop:
+                    v = stop.value
+                else:
+                    task = asyncio.get_running_loop().create_task(_await_resumed(coro, pending))
+                    self.inflight.add(task)
+                    task.add_done_callback(partial(self._plain_done, p))
+                    return
+            else:
+                v = st.fn(*args, **kwargs)
+        except BaseException as exc:
+            self._emit_finished(p, st, "Failed", exc)
+            self._fail(exc)
+            return
+        self._plain_result(p, st, v)
+
+    def _plain_result(self, p: int, st: Step, v: Any) -> None:
+        if p != self.last and is_lazy(v):
+            self._drive(p, self._nested(p, st, v))
+            return
+        self._emit_finished(p, st, "Succeeded", None)
+        self._settle(p, v)
+
+    def _plain_done(self, p: int, task: asyncio.Task[Any]) -> None:
+        self.inflight.discard(task)
+        st = self.steps[p]
+        if task.cancelled():
+            self._emit_finished(p, st, "Failed", asyncio.CancelledError())
+            if self.failure is None:
+                self._fail(asyncio.CancelledError())
+        else:
+            exc = task.exception()
+            if exc is not None:
+                self._emit_finished(p, st, "Failed", exc)
+                self._fail(exc)
+            else:
+                self._plain_result(p, st, task.result())
+        self._wake()
+
+    async def _nested(self, p: int, st: Step, target: Any) -> Any:
+        try:
+            v = await self.ctx.evaluate(target)
+        except BaseException as exc:
+            self._emit_finished(p, st, "Failed", exc)
+            raise
+        self._emit_finished(p, st, "Succeeded", None)
+        return v
 
     def _decide(self, st: Step) -> str | None:
         skipped = self.skipped

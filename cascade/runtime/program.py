@@ -73,6 +73,8 @@ class Program:
     twins: tuple[tuple[int, ...], ...]  # positions sharing a shape: binding checks they stay distinct
     has_routers: bool
     needed: tuple[bool, ...]  # reachable from the target without crossing a route edge
+    waiting0: tuple[int, ...]  # inputs each step waits for, at the start of an iteration
+    ready0: tuple[int, ...]  # steps ready at the start (sorted: a valid heap)
     extract: tuple[tuple[int, int, int], ...]  # (position, parent position, slot in parent._deps)
     shared: tuple[tuple[int, int, int], ...]  # further (consumer, slot, position) edges to verify
     shapes: tuple[int, ...]
@@ -195,7 +197,9 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     return Program(
         steps=steps, fast=tuple(_fast_entry(s, nodes[s.pos].obj) for s in steps), order=order, template_id=graph.template_id, shape=nodes[-1].obj._shape, simple=simple, single=n == 1 and steps[0].kind == CALL,
         calls_only=all(s.kind == CALL for s in steps), twins=_twins(nodes),
-        has_routers=has_routers, needed=tuple(needed), extract=extract, shared=shared,
+        has_routers=has_routers, needed=tuple(needed),
+        waiting0=tuple(len(s.inputs) for s in steps),
+        ready0=tuple(s.pos for s in steps if not s.inputs and needed[s.pos]), extract=extract, shared=shared,
         shapes=tuple(nd.obj._shape for nd in nodes), bind_by_graph=bind_by_graph,
         checks_inputs=bool(params or envs), params=tuple(params.values()), envs=tuple(envs.values()), run_resources=tuple(run_res),
     )
