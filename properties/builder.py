@@ -92,7 +92,7 @@ def _plain(name: str, kind: str, node: Node) -> Any:
     elif kind == "pred":
         def fn(lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
             _rec().record(name, (lit, *inputs))
-            return combine(lit, inputs) % 2 == 0
+            return combine(lit, inputs) % 3 == 0
     elif kind == "select":
         modulus = node.modulus
 

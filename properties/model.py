@@ -569,7 +569,7 @@ class _Run:
                 return TailCall("L", (g.loop + 1) % len(self.wf.loops), n - 1)
             return TailCall("S", g.loop, n - 1)
         if kind == "pred":
-            return combine(lit, ins) % 2 == 0
+            return combine(lit, ins) % 3 == 0
         if kind == "select":
             return combine(lit, ins) % nd.modulus
         if kind == "raise" and lit == nd.trigger:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from .model import KINDS, RUN_RESOURCE, TASK_RESOURCE, Body, Loop, Node, Workflow
 
 MAX_BODY = 6
+FLOW_KINDS = ("sync", "pred", "select", "router", "map", "pure", "suspend")
 
 
 def chance(draw: Any, k: int) -> bool:
@@ -22,7 +23,7 @@ def chance(draw: Any, k: int) -> bool:
 
 @st.composite
 def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub: bool,
-          n_subs: int, extras: bool = True) -> Node:
+          n_subs: int, extras: bool = True, cond_odds: int = 3) -> Node:
     """Node ``i`` of a body whose earlier nodes are ``prev``."""
     available = [k for k in kinds if k != "sub" or (allow_sub and n_subs and not any(p.kind == "sub" for p in prev))]
     if not any(p.kind == "select" for p in prev):
@@ -52,7 +53,11 @@ def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub
         low = min(prev[sel].modulus if prev[sel].kind == "select" else 1, i)
         if chance(draw, 5):
             low = 1  # maybe fewer routes than selector values: RouteError
-        fields["routes"] = tuple(draw(st.lists(idx, min_size=low, max_size=max(low, 3), unique=True)))
+        routes = draw(st.lists(idx, min_size=low, max_size=max(low, 3), unique=True))
+        gated = [j for j, p in enumerate(prev) if p.cond is not None and j not in routes]
+        if gated and not chance(draw, 2):  # a conditional branch, last (often not picked)
+            routes.append(draw(st.sampled_from(gated)))
+        fields["routes"] = tuple(routes)
     elif kind == "map":
         fields["map_lits"] = tuple(draw(st.lists(st.integers(0, 9), min_size=0 if inputs else 1, max_size=2)))
         fields["map_extra"] = draw(st.sampled_from((0, 2, 3)))
@@ -69,7 +74,7 @@ def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub
     cond = after = seq = None
     if i and extras:
         preds = [j for j, p in enumerate(prev) if p.kind == "pred"]
-        if chance(draw, 3):
+        if chance(draw, cond_odds):
             cond = draw(st.sampled_from(preds) if preds and not chance(draw, 4) else idx)
         if chance(draw, 5):
             after = tuple(draw(st.lists(idx, min_size=1, max_size=2)))
@@ -84,9 +89,13 @@ def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub
 def bodies(draw: Any, kinds: tuple[str, ...] = KINDS, allow_sub: bool = True, n_subs: int = 0,
            max_nodes: int = MAX_BODY, extras: bool = True, root_mode: str | None = None) -> Body:
     size = draw(st.integers(0, max_nodes))
+    cond_odds = 3
+    if extras and chance(draw, 3):  # a flow-heavy body: conditions, Routers with shared branches
+        kinds = tuple(k for k in FLOW_KINDS if k in kinds) or kinds
+        cond_odds = 2
     prev: list[Node] = []
     for i in range(size):
-        prev.append(draw(nodes(i, prev, kinds, allow_sub, n_subs, extras)))
+        prev.append(draw(nodes(i, prev, kinds, allow_sub, n_subs, extras, cond_odds)))
     i = size
     idx = st.integers(0, i - 1) if i else st.nothing()
     # the root consumes every sink (so the whole body is reachable) and maybe more
@@ -95,6 +104,12 @@ def bodies(draw: Any, kinds: tuple[str, ...] = KINDS, allow_sub: bool = True, n_
     inputs = tuple(draw(st.lists(idx, max_size=2))) if i else ()
     cond = seq = None
     after = tuple(j for j in sinks if j not in inputs)  # ordering only: a skipped sink skips nothing
+    if i:  # a few more, so that route branches are sometimes needed by another consumer
+        routed = sorted({r for p in prev if p.kind == "router" for r in p.routes})
+        extra = draw(st.lists(idx, max_size=2, unique=True))
+        if routed and not chance(draw, 3):
+            extra += routed
+        after += tuple(dict.fromkeys(j for j in extra if j not in after))
     if i and extras:
         if chance(draw, 8):
             cond = draw(idx)

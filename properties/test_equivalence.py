@@ -141,8 +141,20 @@ BUG_SLOT_LEAKED_ON_FAILURE = Workflow(loops=(Loop(bodies=(Body(nodes=(
     Node(kind="raise", trigger=0, lit=0, step=0),
     Node(kind="root", inputs=(0, 1)))),)),))
 
+# Engine bug: a Router is skipped (UpstreamSkipped_Data) because a route it did NOT pick was skipped
+# earlier (here route 1, needed by the root's after, skipped by ConditionFalse); the Router should
+# wait for its selector only and take the picked route's value (docs/semantics.md, Flow).
+BUG_ROUTER_SKIPPED_BY_UNPICKED_ROUTE = Workflow(loops=(Loop(bodies=(Body(nodes=(
+    Node(kind="select", lit=0, step=0, modulus=1),
+    Node(kind="pred", lit=1, step=0),
+    Node(kind="sync", lit=2, cond=1),
+    Node(kind="sync", lit=3),
+    Node(kind="router", selector=0, routes=(3, 2)),
+    Node(kind="root", inputs=(4,), after=(2,)))),)),), start=1)
+
 
 @ci_settings(150)
+@example(BUG_ROUTER_SKIPPED_BY_UNPICKED_ROUTE)
 @example(BUG_SUSPENDED_STEP_NEVER_CLOSED)
 @example(BUG_SLOT_LEAKED_ON_FAILURE)
 @given(workflows())
