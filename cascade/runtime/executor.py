@@ -34,13 +34,13 @@ from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RouteError
-from ..spec.lazy import LazyResult, MappedLazyResult, Router
+from ..spec.lazy import ARGS, KWARGS, LazyResult, MappedLazyResult, Router
 from ..spec.markers import Env, Inject, Param
 from .events import (
     ResourceAcquired, ResourceReleased, TaskBlocked, TaskExecutionFinished, TaskExecutionStarted,
     TaskRetrying, TaskSkipped,
 )
-from .program import A_ALL, A_ONE, MAP, ROUTER, Program, Step
+from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, MAP, ROUTER, Program, Step
 from .resources import setup_resource, teardown_resource
 
 if TYPE_CHECKING:
@@ -58,15 +58,16 @@ def is_lazy(value: Any) -> bool:
 
 
 @types.coroutine
-def resume(coro: Any, pending: Any) -> Any:
+def resume(coro: Any, pending: Any, fresh: bool = True) -> Any:
     """Continue, inside a new Task, a coroutine that was stepped once by hand and yielded ``pending``.
 
     Re-yields what the coroutine yields to the Task and forwards what the Task sends or throws (a
     wake-up or a cancellation), exactly as ``await coro`` would have done. A bare yield (``None``,
     what ``asyncio.sleep(0)`` does) asks for one loop cycle; the Task's first step already runs a
     cycle after the hand step, so the coroutine is resumed at once instead of waiting a second one.
+    ``fresh=False`` (awaited inline, in the same cycle as the hand step) yields it as it is.
     """
-    if pending is None:
+    if pending is None and fresh:
         try:
             pending = coro.send(None)
         except StopIteration as stop:
@@ -177,6 +178,9 @@ class Scheduler:
         self.inflight: set[asyncio.Task[Any]] = set()
         self.failure: BaseException | None = None
         self.waker: asyncio.Future[None] | None = None
+        self.inline: tuple[int, Step, Any, Any] | None = None
+        self.inline_task: asyncio.Task[Any] | None = None
+        self.interrupted = False
         if start == 0:
             self.state = [PENDING] * n
             self.waiting = list(prog.waiting0)
@@ -185,10 +189,12 @@ class Scheduler:
             self.state = [DONE] * start + [PENDING] * (n - start)
             self.waiting = [sum(1 for d in st.inputs if d >= start) for st in steps]
             heap = [p for p in range(start, n) if self.waiting[p] == 0 and self.needed[p]]
-        if suspended is not None:
+        if suspended is not None:  # the sequential walker's suspended call: finish it like ours
             heap.remove(start)
             self.state[start] = RUNNING
-            self._spawn(start, self._continue(start, *suspended))
+            task = asyncio.get_running_loop().create_task(_await_resumed(*suspended))
+            self.inflight.add(task)
+            task.add_done_callback(partial(self._plain_done, start))
         heapify(heap)
         self.heap = heap
 
@@ -199,6 +205,8 @@ class Scheduler:
                 heap = self.heap
                 while heap and self.failure is None:
                     self._start(heappop(heap))
+                    if self.inline is not None:
+                        await self._await_inline()
                 if self.failure is not None:
                     raise self.failure
                 if not self.inflight:
@@ -214,6 +222,40 @@ class Scheduler:
                     self._skip(p, "UpstreamSkipped_Route")
         last = len(self.steps) - 1
         return self.values[last], self.skipped[last]
+
+    async def _await_inline(self) -> None:
+        """Await a suspended plain call right here instead of in a Task of its own.
+
+        Only a call that every step still pending depends on gets here (``_may_inline``): nothing
+        could start before it finishes, so no overlap is lost and a Task is saved. If another
+        in-flight step fails meanwhile, :meth:`_fail` cancels this await so the failure propagates
+        at once, as it would have with a Task.
+        """
+        assert self.inline is not None
+        p, st, coro, pending = self.inline
+        self.inline = None
+        me = asyncio.current_task()
+        self.inline_task = me
+        try:
+            v = await resume(coro, pending, fresh=False)
+        except BaseException as exc:
+            self.inline_task = None
+            if self.interrupted and me is not None:
+                self.interrupted = False
+                me.uncancel()  # our own cancellation, sent by _fail: not the caller's
+                self._emit_finished(p, st, "Failed", exc)
+                return  # run() raises self.failure
+            self._emit_finished(p, st, "Failed", exc)
+            self._fail(exc)
+            return
+        self.inline_task = None
+        self._plain_result(p, st, v)
+
+    def _may_inline(self, p: int, st: Step) -> bool:
+        if not st.tail_dependent or self.inline_task is not None:
+            return False
+        state = self.state
+        return all(state[q] != PENDING for q in range(p))
 
     async def _cancel_inflight(self) -> None:
         if not self.inflight:
@@ -257,7 +299,10 @@ class Scheduler:
         around it, and when it suspends its Task's done-callback finishes it (:meth:`_plain_done`);
         same events and failure handling as :meth:`_call`."""
         _, _, _, am, spec, _, _ = self.prog.fast[p]
-        if am == A_ONE:
+        if am == A_LIT or am == A_LIT_KW:
+            obj = self.objs[p]
+            args, kwargs = obj[ARGS], obj[KWARGS]
+        elif am == A_ONE:
             args, kwargs = (self.values[spec],), {}
         elif am == A_ALL:
             values = self.values
@@ -275,6 +320,9 @@ class Scheduler:
                 except StopIteration as stop:
                     v = stop.value
                 else:
+                    if self._may_inline(p, st):
+                        self.inline = (p, st, coro, pending)
+                        return
                     task = asyncio.get_running_loop().create_task(_await_resumed(coro, pending))
                     self.inflight.add(task)
                     task.add_done_callback(partial(self._plain_done, p))
@@ -366,6 +414,9 @@ class Scheduler:
     def _fail(self, exc: BaseException) -> None:
         if self.failure is None:
             self.failure = exc
+            if self.inline_task is not None and not self.interrupted:
+                self.interrupted = True
+                self.inline_task.cancel()
         self._wake()
 
     def _settle(self, p: int, value: Any) -> None:
@@ -438,19 +489,6 @@ class Scheduler:
             stack.extend(self.steps[q].inputs)
 
     # -- one call, with every policy it uses ------------------------------------------------------
-    async def _continue(self, p: int, coro: Any, pending: Any) -> Any:
-        """Finish a call the sequential walker started and handed over while it was suspended."""
-        st = self.steps[p]
-        try:
-            v = await resume(coro, pending)
-            if p != len(self.steps) - 1 and is_lazy(v):
-                v = await self.ctx.evaluate(v)
-        except BaseException as exc:
-            self._emit_finished(p, st, "Failed", exc)
-            raise
-        self._emit_finished(p, st, "Succeeded", None)
-        return v
-
     def _emit_finished(self, p: int, st: Step, status: str, exc: BaseException | None) -> None:
         if self.bus is not None:
             self.bus.publish(TaskExecutionFinished(

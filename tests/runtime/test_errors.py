@@ -279,3 +279,35 @@ async def test_exception_from_tail_call_iteration_propagates(runner):
 
     with pytest.raises(ZeroDivisionError, match="reached zero"):
         await runner.run(loop(10))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("hot", [True, False])
+async def test_failure_interrupts_a_call_awaited_inline(hot):
+    """The last independent call is awaited inline (no Task); a failure elsewhere must still
+    cancel it at once, and the run must raise that failure, not CancelledError."""
+    seen = []
+
+    @cs.task
+    async def fails_soon():
+        await asyncio.sleep(0)
+        raise KeyError("first failure")
+
+    @cs.task
+    async def waits_forever():
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    @cs.task
+    def both(a, b):
+        return (a, b)
+
+    engine = cs.Engine(hot_plans=hot)
+    for _ in range(2):  # the second run takes the hot path when hot
+        with pytest.raises(KeyError, match="first failure"):
+            await asyncio.wait_for(engine.run(both(fails_soon(), waits_forever())), timeout=5)
+    assert seen == ["cancelled", "cancelled"]
+    assert asyncio.current_task().cancelling() == 0
