@@ -21,6 +21,8 @@ nox.options.sessions = ["tests", "properties", "lint"]
 
 ASV_MACHINE = "cascade-2core"  # one stable name, so results of every run land on one dashboard series
 HISTORY_DEFAULT = 10
+# Over many commits, one process and 3 samples per benchmark keep a commit to a few minutes on 2 cores.
+HISTORY_ASV_ARGS = ["-a", "processes=1", "-a", "repeat=3", "-a", "warmup_time=0.2"]
 
 
 def _install(session: nox.Session, *extras: str) -> None:
@@ -88,7 +90,7 @@ def history(session: nox.Session) -> None:
     hashfile.write_text("\n".join(shas) + "\n")
     _asv_machine(session)
     session.run("asv", "run", f"HASHFILE:{hashfile}", "--machine", ASV_MACHINE, "--skip-existing-commits",
-                "--show-stderr", *args)
+                *HISTORY_ASV_ARGS, *args)
     session.run("asv", "publish")
 
 

@@ -7,10 +7,9 @@ How: each commit is checked out in a temporary ``git worktree``, installed (not 
 own virtual environment, and the gated asv ``time_*`` benchmarks (the copies in this checkout's
 ``asv_benchmarks/``, so both sides run identical benchmark code) are timed in interleaved rounds:
 round 1 runs BASE then HEAD, round 2 HEAD then BASE, and so on, each side in a fresh process. A round
-keeps the fastest of ``--repeat`` calls; a side's figure is the median over rounds. HEAD fails when
-``median(HEAD) / median(BASE) > factor`` for any gated benchmark, and the best rounds agree
-(``min(HEAD) / min(BASE) > factor``), so that a burst of load from other processes in some rounds
-is not taken for a slowdown.
+keeps the fastest of ``--repeat`` calls of each benchmark. HEAD fails when, for any gated benchmark,
+the median over rounds of the within-round ratio HEAD/BASE exceeds ``factor`` and the best-round
+ratio ``min(HEAD) / min(BASE)`` does too (see :func:`compare` and docs/benchmarks.md for why both).
 
 The clock is the benchmark thread's CPU time by default (``--clock cpu``): the gated loops never
 wait on anything real, so CPU time is their cost, and it is far less disturbed than elapsed time
@@ -119,12 +118,14 @@ def _fmt_time(s: float) -> str:
 def compare(base: Side, head: Side, factor: float) -> tuple[int, str]:
     """The verdict and the comparison table.
 
-    A benchmark is SLOWER when HEAD/BASE exceeds ``factor`` both for the medians over rounds and for
-    the best rounds: a real slowdown moves the whole distribution, while a burst of load from other
-    processes inflates some rounds (and so can move a median) but rarely the best round of each side.
+    Two ratios per benchmark: the median over rounds of HEAD/BASE within a round (the two sides ran
+    back to back, so slow drifts in the machine's load cancel), and the best-round ratio
+    ``min(HEAD) / min(BASE)`` (the least disturbed figure of each side). A benchmark is SLOWER when
+    both exceed ``factor``: a real slowdown moves both, while a burst of load from other processes
+    inflates some rounds (moving the median) but rarely the best round of both sides.
     """
-    rows = [("benchmark", "gated", f"{base.name} median", f"{head.name} median", "ratio", "best-round ratio",
-             "verdict")]
+    rows = [("benchmark", "gated", f"{base.name} median", f"{head.name} median", "paired ratio",
+             "best-round ratio", "verdict")]
     status = PASS
     compared = 0
     for spec, gated in BENCHMARKS:
@@ -137,21 +138,21 @@ def compare(base: Side, head: Side, factor: float) -> tuple[int, str]:
             rows.append((label, "yes" if gated else "control", "n/a", _fmt_time(statistics.median(head.rounds[spec])),
                          "-", "-", f"new (not on {base.name})"))
             continue
-        b, h = statistics.median(base.rounds[spec]), statistics.median(head.rounds[spec])
-        ratio = h / b
-        best = min(head.rounds[spec]) / min(base.rounds[spec])
+        b_rounds, h_rounds = base.rounds[spec], head.rounds[spec]
+        paired = statistics.median(h / b for h, b in zip(h_rounds, b_rounds, strict=True))
+        best = min(h_rounds) / min(b_rounds)
         if not gated:
             verdict = "control"
-        elif ratio > factor and best > factor:
+        elif paired > factor and best > factor:
             verdict = f"SLOWER (> {factor:.2f}x)"
             status = SLOWER
-        elif ratio < 1 / factor and best < 1 / factor:
+        elif paired < 1 / factor and best < 1 / factor:
             verdict = "faster"
         else:
             verdict = "ok"
         compared += gated
-        rows.append((label, "yes" if gated else "control", _fmt_time(b), _fmt_time(h), f"{ratio:.3f}x",
-                     f"{best:.3f}x", verdict))
+        rows.append((label, "yes" if gated else "control", _fmt_time(statistics.median(b_rounds)),
+                     _fmt_time(statistics.median(h_rounds)), f"{paired:.3f}x", f"{best:.3f}x", verdict))
     if compared == 0:
         raise GateError("no gated benchmark could be compared")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
