@@ -34,7 +34,7 @@ from ..spec.lazy import ARGS, KWARGS, SHAPE, TASK, LazyResult, MappedLazyResult
 from .binding import bind
 from .events import TaskExecutionFinished, TaskExecutionStarted
 from .executor import Scheduler, resolve_args
-from .program import A_ALL, A_LIT, A_LIT_KW, A_MAP, A_ONE, A_SUBS, Program
+from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, A_SUBS, OP_AWAIT_ONE, OP_MAP, Program
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["drive"]
 
+_LAZY_TYPES = frozenset({LazyResult, MappedLazyResult})
 FAIRNESS_SLICE = 0.001  # seconds of uninterrupted work before the loop yields
 _FAIRNESS_MASK = 63  # check the clock every 64 iterations
 
@@ -129,8 +130,8 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
         else:
             # -- the sequential walker -----------------------------------------------------------
             assert objs is not None
-            fast = prog.fast
-            n = len(fast)
+            walk = prog.walk
+            n = len(walk)
             last = n - 1
             values: list[Any] = [None] * n
             bus = event_bus if event_bus.active else None
@@ -139,35 +140,40 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                 if cm.gating:
                     handover = Scheduler(prog, objs, ctx, False, iteration, values, k)
                     break
-                kind, fn, is_async, am, spec, name, tail = fast[k]
-                o = objs[k]
-                kwargs = None
-                if am == A_ONE:
-                    args = (values[spec],)
-                elif am == A_LIT:
-                    args = o[ARGS]
-                elif am == A_ALL:
-                    args = [values[d] for d in spec]
-                elif am == A_MAP:
+                op, fn, spec, name, notlast = walk[k]
+                if op == OP_MAP:
                     values[k] = [values[d] for d in spec]
                     continue
-                elif am == A_LIT_KW:
-                    args, kwargs = o[ARGS], o[KWARGS]
-                elif am == A_SUBS:
-                    args = list(o[ARGS])
-                    for i, d in spec:
-                        args[i] = values[d]
-                    kwargs = o[KWARGS]
-                else:
-                    args, kwargs = resolve_args(prog.steps[k], o, values, ctx, None)
                 if bus is not None:
                     bus.publish(TaskExecutionStarted(ctx.run_id, name, k, iteration))
                 try:
-                    if is_async:
-                        coro = fn(*args, **kwargs) if kwargs else fn(*args)
-                        if tail:
-                            v = await coro
+                    if op == OP_AWAIT_ONE:  # a chain's step: every later step depends on it
+                        v = await fn(values[spec])
+                    else:
+                        _, _, is_async, am, aspec, _, tail = spec
+                        o = objs[k]
+                        kwargs = None
+                        if am == A_ONE:
+                            args = (values[aspec],)
+                        elif am == A_LIT:
+                            args = o[ARGS]
+                        elif am == A_ALL:
+                            args = [values[d] for d in aspec]
+                        elif am == A_LIT_KW:
+                            args, kwargs = o[ARGS], o[KWARGS]
+                        elif am == A_SUBS:
+                            args = list(o[ARGS])
+                            for i, d in aspec:
+                                args[i] = values[d]
+                            kwargs = o[KWARGS]
                         else:
+                            args, kwargs = resolve_args(prog.steps[k], o, values, ctx, None)
+                        if not is_async:
+                            v = fn(*args, **kwargs) if kwargs else fn(*args)
+                        elif tail:
+                            v = await (fn(*args, **kwargs) if kwargs else fn(*args))
+                        else:
+                            coro = fn(*args, **kwargs) if kwargs else fn(*args)
                             try:
                                 pending = coro.send(None)
                             except StopIteration as stop:
@@ -176,12 +182,9 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                                 handover = Scheduler(prog, objs, ctx, False, iteration, values, k,
                                                      (coro, pending))
                                 break
-                    else:
-                        v = fn(*args, **kwargs) if kwargs else fn(*args)
-                    t = type(v)
-                    if (t is LazyResult or t is MappedLazyResult) and k != last:
+                    if notlast and type(v) in _LAZY_TYPES:
                         coro = ctx.evaluate(v)  # a non-target call returned a lazy result
-                        if tail:
+                        if prog.steps[k].tail_dependent:
                             v = await coro
                         else:
                             try:

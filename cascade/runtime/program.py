@@ -25,6 +25,9 @@ CALL, MAP, ROUTER = 0, 1, 2
 
 # How the sequential walker builds a call's arguments (chosen once per template):
 A_LIT, A_LIT_KW, A_ONE, A_ALL, A_SUBS, A_GENERAL, A_MAP = range(7)
+# What the sequential walker does per step: the chain step ``await fn(previous)``, a map gather, or
+# the general case (whose spec is the step's ``fast`` entry).
+OP_AWAIT_ONE, OP_MAP, OP_GENERAL = range(3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,7 @@ class Program:
 
     steps: tuple[Step, ...]
     fast: tuple[tuple[Any, ...], ...]  # per step (kind, fn, is_async, arg mode, arg spec, name, tail_dependent)
+    walk: tuple[tuple[Any, ...], ...]  # per step (op, fn, spec, name, not the last step)
     order: tuple[int, ...]  # canonical graph index of each step
     template_id: str
     shape: int
@@ -191,11 +195,13 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     has_routers = any(s.kind == ROUTER for s in steps)
     has_flow = has_routers or any(s.cond >= 0 or s.seq for s in steps)
     simple = not has_flow and not any(s.governed for s in steps)
+    fast = tuple(_fast_entry(s, nodes[s.pos].obj) for s in steps)
     extract, shared = _extraction(nodes, pos_of, n)
     pure_tasks = [nd.obj.task for nd in nodes if nd.kind == "call" and nd.obj.task.pure]
     bind_by_graph = len(pure_tasks) != len(set(map(id, pure_tasks))) or graph.pure_merges > 0
     return Program(
-        steps=steps, fast=tuple(_fast_entry(s, nodes[s.pos].obj) for s in steps), order=order, template_id=graph.template_id, shape=nodes[-1].obj._shape, simple=simple, single=n == 1 and steps[0].kind == CALL,
+        steps=steps, fast=fast, walk=tuple(_walk_entry(f, p == n - 1) for p, f in enumerate(fast)),
+        order=order, template_id=graph.template_id, shape=nodes[-1].obj._shape, simple=simple, single=n == 1 and steps[0].kind == CALL,
         calls_only=all(s.kind == CALL for s in steps), twins=_twins(nodes),
         has_routers=has_routers, needed=tuple(needed),
         waiting0=tuple(len(s.inputs) for s in steps),
@@ -203,6 +209,15 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         shapes=tuple(nd.obj._shape for nd in nodes), bind_by_graph=bind_by_graph,
         checks_inputs=bool(params or envs), params=tuple(params.values()), envs=tuple(envs.values()), run_resources=tuple(run_res),
     )
+
+
+def _walk_entry(fast: tuple[Any, ...], is_last: bool) -> tuple[Any, ...]:
+    kind, fn, is_async, am, spec, name, tail = fast
+    if am == A_MAP:
+        return (OP_MAP, None, spec, name, not is_last)
+    if am == A_ONE and is_async and tail:
+        return (OP_AWAIT_ONE, fn, spec, name, not is_last)
+    return (OP_GENERAL, fn, fast, name, not is_last)
 
 
 def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:

@@ -75,8 +75,33 @@ def _sorted_keys(d: Mapping[Any, Any]) -> list[Any]:
 
 
 # Field positions of a LazyResult (a tuple underneath: one C call creates it, and it is immutable).
-TASK, ARGS, KWARGS, COND, AFTER, SEQ, RETRY, CACHE, CONSTRAINTS, DEPS, NDATA, SHAPE, MODE, BASE = range(14)
+# POLICY is ``None`` for a plain call, else a _Policies; BASE is the shape before policies.
+TASK, ARGS, KWARGS, DEPS, NDATA, SHAPE, MODE, POLICY, BASE = range(9)
 _tuple_new = tuple.__new__
+
+
+class _Policies(tuple):
+    """The rarely used part of a lazy result, kept out of the tuple every call allocates."""
+
+    __slots__ = ()
+    cond = property(itemgetter(0))
+    after_deps = property(itemgetter(1))
+    seq_deps = property(itemgetter(2))
+    retry = property(itemgetter(3))
+    cache = property(itemgetter(4))
+    constraints = property(itemgetter(5))
+
+
+_NO_POLICIES = _tuple_new(_Policies, (None, (), (), None, None, ()))
+_COND, _AFTER, _SEQ, _RETRY, _CACHE, _CONSTRAINTS = range(6)
+
+
+def _policy(field: int) -> Any:
+    def get(self: LazyResult) -> Any:
+        pol = tuple.__getitem__(self, POLICY)
+        return (pol or _NO_POLICIES)[field]
+
+    return property(get)
 
 
 class LazyResult(tuple):
@@ -92,12 +117,12 @@ class LazyResult(tuple):
     task: Task = property(itemgetter(TASK))  # type: ignore[assignment]
     args: tuple[Any, ...] = property(itemgetter(ARGS))  # type: ignore[assignment]
     kwargs: dict[str, Any] = property(itemgetter(KWARGS))  # type: ignore[assignment]
-    cond: LazyResult | None = property(itemgetter(COND))  # type: ignore[assignment]
-    after_deps: tuple[Any, ...] = property(itemgetter(AFTER))  # type: ignore[assignment]
-    seq_deps: tuple[Any, ...] = property(itemgetter(SEQ))  # type: ignore[assignment]
-    retry: RetryPolicy | None = property(itemgetter(RETRY))  # type: ignore[assignment]
-    cache: CachePolicy | None = property(itemgetter(CACHE))  # type: ignore[assignment]
-    constraints: tuple[tuple[str, float], ...] = property(itemgetter(CONSTRAINTS))  # type: ignore[assignment]
+    cond: LazyResult | None = _policy(_COND)
+    after_deps: tuple[Any, ...] = _policy(_AFTER)
+    seq_deps: tuple[Any, ...] = _policy(_SEQ)
+    retry: RetryPolicy | None = _policy(_RETRY)
+    cache: CachePolicy | None = _policy(_CACHE)
+    constraints: tuple[tuple[str, float], ...] = _policy(_CONSTRAINTS)
     _deps: tuple[Any, ...] = property(itemgetter(DEPS))  # type: ignore[assignment]
     _ndata: int = property(itemgetter(NDATA))  # type: ignore[assignment]
     _shape: int = property(itemgetter(SHAPE))  # type: ignore[assignment]
@@ -111,24 +136,24 @@ class LazyResult(tuple):
         """Run only if ``condition`` (a lazy result) is truthy, else skip with ``ConditionFalse``."""
         if not isinstance(condition, (LazyResult, MappedLazyResult)):
             raise TypeError(f"{self.task.name}.run_if() needs a lazy result, got {type(condition).__name__}")
-        return self._evolve(COND, condition)
+        return self._evolve(_COND, condition)
 
     def after(self, *others: Any) -> LazyResult:
         """Order this call after ``others`` without using their values."""
         for other in others:
             if not isinstance(other, (LazyResult, MappedLazyResult)):
                 raise TypeError(f"{self.task.name}.after() takes lazy results, got {type(other).__name__}")
-        return self._evolve(AFTER, self.after_deps + tuple(others))
+        return self._evolve(_AFTER, self.after_deps + tuple(others))
 
     def with_retry(self, max_attempts: int = 3, delay: float = 0.0, backoff: float = 1.0) -> LazyResult:
         """Retry on exception; ``max_attempts`` is the total number of attempts, the first included."""
-        return self._evolve(RETRY, RetryPolicy(max_attempts, delay, backoff))
+        return self._evolve(_RETRY, RetryPolicy(max_attempts, delay, backoff))
 
     def with_cache(self, policy: CachePolicy) -> LazyResult:
         """Skip execution when ``policy`` holds a value for (task, all resolved inputs)."""
         if not (callable(getattr(policy, "get", None)) and callable(getattr(policy, "set", None))):
             raise TypeError(f"{self.task.name}.with_cache() needs a cache policy with get/set, got {policy!r}")
-        return self._evolve(CACHE, policy)
+        return self._evolve(_CACHE, policy)
 
     def with_constraints(self, **amounts: float) -> LazyResult:
         """Hold ``amounts`` of the engine's ``system_resources`` while this call runs."""
@@ -137,11 +162,13 @@ class LazyResult(tuple):
                 raise ValueError(f"{self.task.name}.with_constraints({name}=...) needs a number >= 0, got {amount!r}")
         merged = dict(self.constraints)
         merged.update(amounts)
-        return self._evolve(CONSTRAINTS, tuple(sorted(merged.items())))
+        return self._evolve(_CONSTRAINTS, tuple(sorted(merged.items())))
 
     def _evolve(self, field: int, value: Any) -> LazyResult:
         fields = list(self[:])  # tuple slicing: the overridden __iter__ refuses on purpose
-        fields[field] = value
+        policies = list(fields[POLICY] or _NO_POLICIES)
+        policies[field] = value
+        fields[POLICY] = _tuple_new(_Policies, tuple(policies))
         return _finish(fields)
 
     # -- a lazy result is not a value: refuse what would silently misbehave -------------------------
@@ -194,10 +221,10 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
         t = type(a)
         if t is LazyResult:
             h = hash((task.key, a[SHAPE]))
-            return _tuple_new(LazyResult, (task, args, kwargs, None, (), (), None, None, (), args, 1, h, 1, h))
+            return _tuple_new(LazyResult, (task, args, kwargs, args, 1, h, 1, None, h))
         if t in _ATOMIC:
             h = hash((task.key, 1))
-            return _tuple_new(LazyResult, (task, args, kwargs, None, (), (), None, None, (), (), 0, h, 0, h))
+            return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
     deps: list[Any] | None = None
     h = task.key
     mode = 0
@@ -232,9 +259,8 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
     else:
         h = hash((h, i))
     if deps is None:
-        return _tuple_new(LazyResult, (task, args, kwargs, None, (), (), None, None, (), (), 0, h, 0, h))
-    return _tuple_new(LazyResult, (task, args, kwargs, None, (), (), None, None, (), tuple(deps),
-                                   len(deps), h, mode, h))
+        return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
+    return _tuple_new(LazyResult, (task, args, kwargs, tuple(deps), len(deps), h, mode, None, h))
 
 
 def _finish(f: list[Any]) -> LazyResult:
@@ -244,17 +270,18 @@ def _finish(f: list[Any]) -> LazyResult:
         _scan(a, data)
     for k in sorted(f[KWARGS]):
         _scan(f[KWARGS][k], data)
-    cond, retry, cache = f[COND], f[RETRY], f[CACHE]
-    extra = ((cond,) if cond is not None else ()) + f[AFTER] + f[SEQ]
+    pol = f[POLICY]
+    cond, after, seq, retry, cache, constraints = pol
+    extra = ((cond,) if cond is not None else ()) + after + seq
     f[DEPS] = tuple(data) + extra
     f[NDATA] = len(data)
     policy = (
         cond._shape if cond is not None else None,
-        tuple(d._shape for d in f[AFTER]),
-        tuple(d._shape for d in f[SEQ]),
+        tuple(d._shape for d in after),
+        tuple(d._shape for d in seq),
         (retry.max_attempts, retry.delay, retry.backoff) if retry else None,
         id(cache) if cache is not None else None,
-        f[CONSTRAINTS],
+        constraints,
     )
     f[SHAPE] = hash((f[BASE], policy))
     return _tuple_new(LazyResult, tuple(f))
@@ -354,7 +381,7 @@ def sequence(steps: Sequence[Any]) -> LazyResult:
             raise TypeError(f"cs.sequence() step {i} must be a lazy result, got {type(step).__name__}")
     prev = steps[0]
     for step in steps[1:]:
-        prev = step._evolve(SEQ, step.seq_deps + (prev,))
+        prev = step._evolve(_SEQ, step.seq_deps + (prev,))
     return prev
 
 
