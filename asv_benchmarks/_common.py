@@ -33,6 +33,9 @@ def new_loop():
 
 
 def close_loop(loop):
+    """Close a loop made by ``new_loop`` (``None``: setup stopped before making one)."""
+    if loop is None:
+        return
     asyncio.set_event_loop(None)
     loop.close()
     gc.collect()

@@ -40,7 +40,7 @@ class ConcurrentAgents:
         assert list(results) == [2] * 10, results
 
     def teardown(self, agents, mode):
-        c.close_loop(self.loop)
+        c.close_loop(getattr(self, "loop", None))
 
     def time_agents(self, agents, mode):
         self.loop.run_until_complete(c.agents_coro(mode, self.engine, agents, self.steps))

@@ -37,7 +37,7 @@ class MapFanOut:
         assert self.run(mode) == self.expected  # warm-up, and the hot plan is compiled here
 
     def teardown(self, mode):
-        c.close_loop(self.loop)
+        c.close_loop(getattr(self, "loop", None))
 
     def run(self, mode):
         if mode == "baseline":

@@ -37,7 +37,7 @@ class TailCallLoops:
         assert result == c.EXPECTED[loop], result
 
     def teardown(self, loop, mode):
-        c.close_loop(self.loop)
+        c.close_loop(getattr(self, "loop", None))
 
     def time_loop(self, loop, mode):
         self.loop.run_until_complete(c.loop_coro(loop, mode, self.engine, self.n))
@@ -63,7 +63,7 @@ class LoopThroughput:
         TailCallLoops.setup(self, loop, mode)
 
     def teardown(self, loop, mode):
-        c.close_loop(self.loop)
+        c.close_loop(getattr(self, "loop", None))
 
     def track_iterations_per_second(self, loop, mode):
         return _rate(self.loop, loop, mode, self.engine, self.n)
@@ -83,7 +83,7 @@ class LoopRatioToBaseline:
         self.loop.run_until_complete(c.loop_coro(loop, "baseline", None, 20))
 
     def teardown(self, loop, mode):
-        c.close_loop(self.loop)
+        c.close_loop(getattr(self, "loop", None))
 
     def track_ratio_to_baseline(self, loop, mode):
         rate = base = 0.0

@@ -19,7 +19,7 @@ class LongLoopMemory:
         self.n = LONG if mode == "hot" else LONG_SLOW
 
     def teardown(self, mode):
-        c.close_loop(self.loop)
+        c.close_loop(getattr(self, "loop", None))
 
     def peakmem_long_loop(self, mode):
         result = self.loop.run_until_complete(c.loop_coro("countdown", mode, self.engine, self.n))
