@@ -25,10 +25,10 @@ from ..graph.build import build_graph
 from ..graph.plan import NativeSolver, Solver
 from ..spec.lazy import LazyResult, MappedLazyResult
 from ..spec.resource import Resource
+from .binding import bind
 from .constraints import ConstraintManager
 from .context import RunContext
 from .events import Event, MessageBus, RunFinished, RunStarted, StaticAnalysisWarning
-from .binding import bind
 from .loop import drive
 from .program import Program, compile_program
 from .state import StateBackend
@@ -133,7 +133,7 @@ class Engine:
         ctx = RunContext(run_id, dict(params or {}), self.bus, self.constraints, self._resources,
                          self.state_backend, self.executor, self._evaluate)
         if self.bus.active:
-            name = target.task.name
+            name = getattr(target, "task").name
             self.bus.publish(RunStarted(run_id, name))
         status, error = "Succeeded", None
         try:

@@ -37,8 +37,13 @@ from ..errors import RouteError
 from ..spec.lazy import ARGS, KWARGS, LazyResult, MappedLazyResult, Router
 from ..spec.markers import Env, Inject, Param
 from .events import (
-    ResourceAcquired, ResourceReleased, TaskBlocked, TaskExecutionFinished, TaskExecutionStarted,
-    TaskRetrying, TaskSkipped,
+    ResourceAcquired,
+    ResourceReleased,
+    TaskBlocked,
+    TaskExecutionFinished,
+    TaskExecutionStarted,
+    TaskRetrying,
+    TaskSkipped,
 )
 from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, MAP, ROUTER, Program, Step
 from .resources import setup_resource, teardown_resource

@@ -147,6 +147,7 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                 if bus is not None:
                     bus.publish(TaskExecutionStarted(ctx.run_id, name, k, iteration))
                 try:
+                    coro: Any
                     if op == OP_AWAIT_ONE:  # a chain's step: every later step depends on it
                         v = await fn(values[spec])
                     else:

@@ -227,6 +227,7 @@ def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
     if st.kind != CALL:
         return (st.kind, None, False, A_GENERAL, st.deps, st.name, st.tail_dependent)
     nd = st.ndata
+    spec: Any
     if st.mode == 0 and not st.injected:
         mode, spec = (A_LIT_KW if obj.kwargs else A_LIT), None
     elif st.mode == 1 and not obj.kwargs and not st.injected and len(obj.args) == nd:

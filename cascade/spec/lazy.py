@@ -41,7 +41,7 @@ def _scan(value: Any, deps: list[Any]) -> Any:
         deps.append(value)
         return value._shape
     if t is list or t is tuple:
-        parts = None
+        parts: list[tuple[Any, Any]] | None = None
         for i, item in enumerate(value):
             s = _scan(item, deps)
             if s is not None:
@@ -62,7 +62,7 @@ def _scan(value: Any, deps: list[Any]) -> Any:
         return value.shape_key
     if isinstance(value, (LazyResult, MappedLazyResult, Router)):
         deps.append(value)
-        return value._shape
+        return getattr(value, "_shape")
     return None
 
 
@@ -175,10 +175,10 @@ class LazyResult(tuple):
     __eq__ = object.__eq__
     __ne__ = object.__ne__
     __hash__ = object.__hash__
-    __lt__ = object.__lt__
-    __le__ = object.__le__
-    __gt__ = object.__gt__
-    __ge__ = object.__ge__
+    def __lt__(self, other: Any) -> Any:
+        return NotImplemented
+
+    __le__ = __gt__ = __ge__ = __lt__
 
     def __iter__(self) -> Any:
         raise TypeError(f"a lazy call of {self.task.name} cannot be iterated or unpacked before it runs")
@@ -294,6 +294,10 @@ class MappedLazyResult:
     """
 
     __slots__ = ("task", "elements", "_deps", "_shape")
+    task: Task
+    elements: tuple[LazyResult, ...]
+    _deps: tuple[LazyResult, ...]
+    _shape: int
 
     def __init__(self, task: Task, elements: tuple[LazyResult, ...]) -> None:
         sa = object.__setattr__
@@ -343,6 +347,11 @@ class Router:
     """
 
     __slots__ = ("selector", "routes", "keys", "_deps", "_shape")
+    selector: Any
+    routes: dict[Any, Any]
+    keys: tuple[Any, ...]
+    _deps: tuple[Any, ...]
+    _shape: int
 
     def __init__(self, selector: Any, routes: Mapping[Any, Any]) -> None:
         if not isinstance(selector, (LazyResult, MappedLazyResult)):

@@ -48,7 +48,7 @@ class Task:
             raise TypeError(f"@cs.task needs a function, got {type(fn).__name__} {fn!r}")
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(f"@cs.task(name=...) must be a non-empty string, got {name!r}")
-        self.fn = fn
+        self.fn: Callable[..., Any] = fn
         self.name: str = name or getattr(fn, "__qualname__", None) or type(fn).__name__
         self.pure = bool(pure)
         self.offload = bool(offload)
@@ -59,7 +59,7 @@ class Task:
         # An int for in-process shape hashes; derived from the fingerprint, never from id().
         self.key = int(hashlib.sha1(self.fingerprint.encode()).hexdigest()[:15], 16)
         self.injected = _injected_params(fn)
-        functools.update_wrapper(self, fn, updated=())  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn, updated=())
 
     __call__ = new_lazy  # ``task(*args, **kwargs)``: a LazyResult, nothing runs
 
