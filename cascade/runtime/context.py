@@ -37,7 +37,7 @@ class RunContext:
         self.bus = bus
         self.constraints = constraints
         self.resources_registry = registry
-        self.resources = ResourceScope(registry, run_id, bus.publish)
+        self.resources = ResourceScope(registry, run_id, bus)
         self.state = state
         self.iteration = 0
         self.thread_executor = thread_executor

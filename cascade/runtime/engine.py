@@ -190,7 +190,7 @@ class Engine:
         self.stats.graph_builds += 1
         plan = self.solver.solve(graph)
         self.stats.plan_solves += 1
-        prog = compile_program(graph, plan, self._resources)
+        prog = compile_program(graph, plan, self._resources, self.constraints.capacity)
         if self.hot_plans:
             shape = target._shape
             bucket = self._plans.get(shape, ())

@@ -513,8 +513,8 @@ class Scheduler:
                     bus.publish(TaskBlocked(run_id, st.name, p, it, reason))
                 await cm.enter(st.name)
                 entered = True
-            if st.constraints:
-                wanted = cm.applicable(st.name, st.constraints)
+            wanted = cm.applicable(st.name, st.constraints) if st.constraints else None
+            if wanted:  # amounts of capacities this engine does not have are not governed
                 if not cm.try_acquire(wanted):
                     if bus is not None:
                         bus.publish(TaskBlocked(run_id, st.name, p, it, "constraints"))

@@ -109,8 +109,15 @@ def _markers(obj: LazyResult) -> list[tuple[str, Marker]]:
     return out
 
 
-def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Resource]) -> Program:
-    """Compile ``graph`` in ``plan`` order. Raises :class:`cascade.ResourceError` on unknown resources."""
+def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Resource],
+                    capacities: dict[str, float] | None = None) -> Program:
+    """Compile ``graph`` in ``plan`` order for an engine with ``resources`` and ``capacities``.
+
+    Raises :class:`cascade.ResourceError` on an unknown resource or on a constraint amount larger
+    than the engine's capacity (it could never run). Amounts of capacities the engine does not
+    have are compiled away.
+    """
+    capacities = capacities or {}
     order = plan.order
     n = len(order)
     pos_of = {canon: p for p, canon in enumerate(order)}
@@ -161,12 +168,19 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
             runs = tuple(dict.fromkeys(r for _, r in res_names if resources[r].scope == "run"))
             tasks = tuple(dict.fromkeys(r for _, r in res_names if resources[r].scope == "task"))
             run_res.update(dict.fromkeys(runs))
-            governed = bool(obj.retry or obj.cache is not None or obj.constraints or task.offload
+            constraints = tuple((c, amt) for c, amt in obj.constraints if c in capacities and amt > 0)
+            for c, amt in constraints:
+                if amt > capacities[c]:
+                    raise ResourceError(
+                        f"task {task.name!r} asks for {c}={amt}, more than the engine's "
+                        f"system_resources[{c!r}]={capacities[c]}"
+                    )
+            governed = bool(obj.retry or obj.cache is not None or constraints or task.offload
                             or res_names)
             kw.update(kind=CALL, task=task, fn=task.fn, is_async=task.is_async, mode=obj._mode,
                       subs=subs, ndata=nd, cond=cond, after=tuple(rest[:na]), seq=tuple(rest[na:]),
                       inputs=tuple(dict.fromkeys(deps)), governed=governed, retry=obj.retry,
-                      cached=obj.cache is not None, constraints=obj.constraints, offload=task.offload,
+                      cached=obj.cache is not None, constraints=constraints, offload=task.offload,
                       run_resources=runs, task_resources=tasks, injected=injected)
         for d in kw["inputs"]:
             consumers[d].add(p)

@@ -9,11 +9,11 @@ happens: the scopes are closed in ``finally`` blocks, also on failure and cancel
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ResourceError
 from ..spec.resource import Resource
-from .events import ResourceAcquired, ResourceReleased
+from .events import MessageBus, ResourceAcquired, ResourceReleased
 
 __all__ = ["ResourceScope", "setup_resource", "teardown_resource"]
 
@@ -43,10 +43,10 @@ async def teardown_resource(res: Resource, gen: Any) -> None:
 class ResourceScope:
     """The run-scope resources of one run, opened on demand and closed in reverse order."""
 
-    def __init__(self, registry: dict[str, Resource], run_id: str, emit: Callable[[Any], None] | None) -> None:
+    def __init__(self, registry: dict[str, Resource], run_id: str, bus: MessageBus) -> None:
         self._registry = registry
         self._run_id = run_id
-        self._emit = emit
+        self._bus = bus
         self.values: dict[str, Any] = {}
         self._open: list[tuple[Resource, Any]] = []
         self._lock: asyncio.Lock | None = None
@@ -66,8 +66,8 @@ class ResourceScope:
                 gen, value = await setup_resource(res)
                 self._open.append((res, gen))
                 self.values[name] = value
-                if self._emit is not None:
-                    self._emit(ResourceAcquired(self._run_id, name, "run"))
+                if self._bus.active:
+                    self._bus.publish(ResourceAcquired(self._run_id, name, "run"))
 
     async def close(self) -> None:
         """Tear everything down, last opened first; the first teardown error is raised at the end."""
@@ -79,7 +79,7 @@ class ResourceScope:
                 await teardown_resource(res, gen)
             except BaseException as exc:  # keep tearing the others down
                 error = error or exc
-            if self._emit is not None:
-                self._emit(ResourceReleased(self._run_id, res.name, "run"))
+            if self._bus.active:
+                self._bus.publish(ResourceReleased(self._run_id, res.name, "run"))
         if error is not None:
             raise error

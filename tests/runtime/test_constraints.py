@@ -309,3 +309,57 @@ def test_constraint_validation():
 
     with pytest.raises(ValueError, match="t"):
         t().with_constraints(cpu=-1)
+
+
+@pytest.mark.asyncio
+async def test_an_amount_over_capacity_fails_before_any_task_runs():
+    ran = []
+
+    @cs.task
+    def first():
+        ran.append("first")
+        return 1
+
+    @cs.task
+    def greedy(x):
+        ran.append("greedy")
+        return x
+
+    engine = cs.Engine(system_resources={"cpu": 2})
+    with pytest.raises(cs.ResourceError, match=r"greedy.*cpu=3.*system_resources\['cpu'\]=2"):
+        await engine.run(greedy(first()).with_constraints(cpu=3))
+    assert ran == []
+
+
+@pytest.mark.asyncio
+async def test_an_ungoverned_constraint_does_not_queue_behind_waiters():
+    """Amounts of capacities the engine does not have are compiled away: such a call never waits,
+    even while calls that do need a governed capacity queue for it."""
+    gate = asyncio.Event()
+    order = []
+
+    @cs.task
+    async def holder(tag):
+        order.append(f"start {tag}")
+        await gate.wait()
+        return tag
+
+    @cs.task
+    def free():
+        order.append("free")
+        return "free"
+
+    @cs.task
+    def collect(*xs):
+        return xs
+
+    engine = cs.Engine(system_resources={"cpu": 1})
+    run = asyncio.ensure_future(engine.run(collect(
+        holder("a").with_constraints(cpu=1), holder("b").with_constraints(cpu=1),
+        free().with_constraints(gpu=1),
+    )))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert "free" in order and "start b" not in order  # b queues, the gpu-free call did not
+    gate.set()
+    assert await run == ("a", "b", "free")
