@@ -34,7 +34,9 @@ def fresh_prefix(tag: str = "w") -> str:
 class Recorder:
     """What one run did: its calls, flaky attempt counters, resource set-ups and teardowns."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_calls: bool = True) -> None:
+        self.keep_calls = keep_calls
+        self.probe: Any = None  # called with n by every loop root (flat-memory property)
         self.calls: Counter[str] = Counter()
         self.flaky: Counter[str] = Counter()
         self.setups: Counter[str] = Counter()
@@ -43,7 +45,8 @@ class Recorder:
 
     def record(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> str:
         key = call_key(name, args, kwargs or {})
-        self.calls[key] += 1
+        if self.keep_calls:
+            self.calls[key] += 1
         return key
 
 
@@ -163,7 +166,10 @@ def _root_fn(name: str, built: Built, scope: str, loop: int, mode: str) -> Any:
     nxt = (loop + 1) % len(wf.loops) if scope == "L" else loop
 
     def body(n: int, lit: int, inputs: Any) -> Any:
-        _rec().record(name, (n, lit, *inputs))
+        rec = _rec()
+        rec.record(name, (n, lit, *inputs))
+        if rec.probe is not None:
+            rec.probe(n)
         if raise_at == n:
             raise RuntimeError(f"{name} raised at n={n}")
         if n <= 0:

@@ -10,6 +10,11 @@ from properties.profiles import PROFILE
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The repo's pytest config turns warnings into errors; Hypothesis' failure reporting imports
+    # mypy_extensions, whose deprecation warning would turn every falsifying example into an
+    # INTERNALERROR instead of a readable report.
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:mypy_extensions")
+    config.addinivalue_line("filterwarnings", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
     config.addinivalue_line(
         "markers", "nightly: slow property (flat memory over long loops); runs with HYPOTHESIS_PROFILE=nightly"
     )

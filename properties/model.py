@@ -369,6 +369,17 @@ class Outcome:
     iterations: int = 0
 
 
+def over_capacity(g: IterGraph) -> set[tuple[str, str]]:
+    """ResourceErrors of constrained calls in the graph asking for more than the capacity."""
+    out = set()
+    for node in g.gnodes.values():
+        nd = g.body.nodes[node.desc]
+        if node.kind == "call" and nd.kind == "constrained" and nd.cname in CAPACITY and nd.amount > CAPACITY[nd.cname]:
+            out.add(("ResourceError", f"task {node.name!r} asks for {nd.cname}={nd.amount}, more than the "
+                                      f"engine's system_resources[{nd.cname!r}]={CAPACITY[nd.cname]}"))
+    return out
+
+
 class _Run:
     def __init__(self, wf: Workflow, prefix: str) -> None:
         self.wf = wf
@@ -398,6 +409,9 @@ class _Run:
             self.templates.append(canonical_form(g, template=True))
             if outer and snap is not None:
                 snap[2:] = [list(self.templates)]
+            over = over_capacity(g)
+            if over:  # bad input fails the iteration before any of its tasks runs
+                raise ModelFailure(over)
             value, reason = self.iterate(g, self.iteration)
             if reason is not None:
                 if reason == "UpstreamSkipped_Sequence":
@@ -544,10 +558,6 @@ class _Run:
                 kwargs = {"res": resource_value(nd.res)}
         else:
             args = (lit, *ins)
-        if nd.kind == "constrained" and nd.cname in CAPACITY and nd.amount > CAPACITY[nd.cname]:
-            raise ModelFailure({("ResourceError",
-                                 f"task {name!r} asks for {nd.cname}={nd.amount}, more than the engine's "
-                                 f"system_resources[{nd.cname!r}]={CAPACITY[nd.cname]}")})
         key = call_key(name, args, kwargs)
         if nd.kind == "flaky":
             for _attempt in range(nd.attempts):
