@@ -102,8 +102,12 @@ def bodies(draw: Any, kinds: tuple[str, ...] = KINDS, allow_sub: bool = True, n_
     used = {d for p in prev for d in p.inputs + p.after + ((p.selector,) + p.routes if p.kind == "router" else ())}
     sinks = tuple(j for j in range(i) if j not in used)
     inputs = tuple(draw(st.lists(idx, max_size=2))) if i else ()
+    # each sink feeds the root as data (its value is observed) or as ordering only (a skipped sink
+    # then skips nothing)
+    as_data = tuple(j for j in sinks if j not in inputs and draw(st.booleans()))
+    inputs += as_data
     cond = seq = None
-    after = tuple(j for j in sinks if j not in inputs)  # ordering only: a skipped sink skips nothing
+    after = tuple(j for j in sinks if j not in inputs)
     if i:  # a few more, so that route branches are sometimes needed by another consumer
         routed = sorted({r for p in prev if p.kind == "router" for r in p.routes})
         extra = draw(st.lists(idx, max_size=2, unique=True))
@@ -146,7 +150,7 @@ def workflows(draw: Any, kinds: tuple[str, ...] = KINDS, max_loops: int = 3, max
     n_loops = draw(st.integers(1, max_loops))
     ring = tuple(draw(loops(kinds, True, n_subs, max_bodies, max_nodes, extras, allow_raise=k == 0))
                  for k in range(n_loops))
-    start = draw(st.integers(0, max_start))
+    start = draw(st.integers(0, max_start) | st.just(max_start))  # half of the loops run long
     return Workflow(ring, subs, start)
 
 

