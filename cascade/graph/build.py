@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..spec.lazy import LazyResult, MappedLazyResult, Router
+from ..spec.lazy import POLICY, LazyResult, MappedLazyResult, Router
 from .identity import digest, encode_args
 from .model import Edge, Graph, Node
 
@@ -73,13 +73,19 @@ def _make_node(index: int, obj: Any, deps: list[int], nodes: list[Node]) -> Node
                     digest(s_text + ",".join(sids)), digest(t_text + ",".join(tids)))
     nd = obj._ndata
     data = tuple(deps[:nd])
-    rest = deps[nd:]
     cond = None
-    if obj.cond is not None:
-        cond, rest = rest[0], rest[1:]
-    na = len(obj.after_deps)
-    after, seq = tuple(rest[:na]), tuple(rest[na:])
-    policy = _policy_text(obj)
+    after: tuple[int, ...] = ()
+    seq: tuple[int, ...] = ()
+    pol = obj[POLICY]
+    if pol is None:  # a plain call: no condition, ordering or policy
+        policy = _PLAIN_POLICY
+    else:
+        rest = deps[nd:]
+        if pol.cond is not None:
+            cond, rest = rest[0], rest[1:]
+        na = len(pol.after_deps)
+        after, seq = tuple(rest[:na]), tuple(rest[na:])
+        policy = _policy_text(pol)
 
     def ident(ids: list[str], literals: bool) -> str:
         args = encode_args(obj, ids[:nd], literals)
@@ -90,14 +96,17 @@ def _make_node(index: int, obj: Any, deps: list[int], nodes: list[Node]) -> Node
                 ident(sids, True), ident(tids, False))
 
 
-def _policy_text(obj: LazyResult) -> str:
-    retry = obj.retry
+def _policy_text(pol: Any) -> str:
+    retry = pol.retry
     return "|".join([
-        f"c{int(obj.cond is not None)}a{len(obj.after_deps)}s{len(obj.seq_deps)}",
+        f"c{int(pol.cond is not None)}a{len(pol.after_deps)}s{len(pol.seq_deps)}",
         f"r{retry.max_attempts},{retry.delay!r},{retry.backoff!r}" if retry else "r-",
-        f"k{type(obj.cache).__qualname__}" if obj.cache is not None else "k-",
-        ",".join(f"{n}={a!r}" for n, a in obj.constraints),
+        f"k{type(pol.cache).__qualname__}" if pol.cache is not None else "k-",
+        ",".join(f"{n}={a!r}" for n, a in pol.constraints),
     ])
+
+
+_PLAIN_POLICY = "c0a0s0|r-|k-|"
 
 
 def _finish_graph(nodes: list[Node], merges: int) -> Graph:

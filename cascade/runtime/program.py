@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import ResourceError
 from ..graph.model import Graph
 from ..graph.plan import ExecutionPlan
-from ..spec.lazy import LazyResult
+from ..spec.lazy import _NO_POLICIES, POLICY, LazyResult
 from ..spec.markers import Env, Inject, Marker, Param
 from ..spec.resource import Resource
 
@@ -142,15 +142,14 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         else:
             task = obj.task
             nd = obj._ndata
-            cond = deps[nd] if obj.cond is not None else -1
-            rest = deps[nd + (1 if obj.cond is not None else 0):]
-            na = len(obj.after_deps)
+            pol = obj[POLICY] or _NO_POLICIES
+            cond = pos_of[node.cond] if node.cond is not None else -1
             subs: tuple[tuple[int, int], ...] = ()
             if obj._mode == 1:
                 lazy_positions = [i for i, a in enumerate(obj.args) if type(a) is LazyResult]
                 subs = tuple(zip(lazy_positions, deps[:nd]))
             inj_args = []
-            for where, marker in _markers(obj):
+            for where, marker in _markers(obj) if obj._mode == 2 else ():  # markers force mode 2
                 if isinstance(marker, Param):
                     params.setdefault(marker.name, marker)
                 elif isinstance(marker, Env):
@@ -168,19 +167,20 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
             runs = tuple(dict.fromkeys(r for _, r in res_names if resources[r].scope == "run"))
             tasks = tuple(dict.fromkeys(r for _, r in res_names if resources[r].scope == "task"))
             run_res.update(dict.fromkeys(runs))
-            constraints = tuple((c, amt) for c, amt in obj.constraints if c in capacities and amt > 0)
+            constraints = tuple((c, amt) for c, amt in pol.constraints if c in capacities and amt > 0)
             for c, amt in constraints:
                 if amt > capacities[c]:
                     raise ResourceError(
                         f"task {task.name!r} asks for {c}={amt}, more than the engine's "
                         f"system_resources[{c!r}]={capacities[c]}"
                     )
-            governed = bool(obj.retry or obj.cache is not None or constraints or task.offload
+            governed = bool(pol.retry or pol.cache is not None or constraints or task.offload
                             or res_names)
             kw.update(kind=CALL, task=task, fn=task.fn, is_async=task.is_async, mode=obj._mode,
-                      subs=subs, ndata=nd, cond=cond, after=tuple(rest[:na]), seq=tuple(rest[na:]),
-                      inputs=tuple(dict.fromkeys(deps)), governed=governed, retry=obj.retry,
-                      cached=obj.cache is not None, constraints=constraints, offload=task.offload,
+                      subs=subs, ndata=nd, cond=cond, after=tuple(pos_of[c] for c in node.after),
+                      seq=tuple(pos_of[c] for c in node.seq),
+                      inputs=tuple(dict.fromkeys(deps)), governed=governed, retry=pol.retry,
+                      cached=pol.cache is not None, constraints=constraints, offload=task.offload,
                       run_resources=runs, task_resources=tasks, injected=injected)
         for d in kw["inputs"]:
             consumers[d].add(p)
