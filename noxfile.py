@@ -92,6 +92,7 @@ def history(session: nox.Session) -> None:
     session.run("asv", "run", f"HASHFILE:{hashfile}", "--machine", ASV_MACHINE, "--skip-existing-commits",
                 *HISTORY_ASV_ARGS, *args)
     session.run("asv", "publish")
+    session.run("python", "tools/vendor_asv_assets.py")  # the dashboard's CDN scripts, served locally
 
 
 @nox.session

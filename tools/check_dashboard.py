@@ -26,7 +26,7 @@ from pathlib import Path
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--window-size=1400,1000", "--virtual-time-budget=20000",
+    "--hide-scrollbars", "--window-size=1400,1400", "--virtual-time-budget=20000",
 ]
 DEFAULT_BENCHMARK = "loops.TailCallLoops.time_loop"
 
