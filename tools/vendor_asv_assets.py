@@ -12,6 +12,7 @@ Run after ``asv publish`` (``nox -s history`` does). Exit status 2 when a file c
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import shutil
 import subprocess
@@ -54,6 +55,11 @@ def _tarball(spec: str, cache: Path) -> Path:
     return path
 
 
+def _local_tag(match: re.Match[str], url: str, local: str) -> str:
+    tag = re.sub(r'\s(?:integrity|crossorigin|referrerpolicy)="[^"]*"', "", match.group(0))
+    return tag.replace(url, local)
+
+
 def vendor(html: Path, cache: Path) -> int:
     index = html / "index.html"
     text = index.read_text(encoding="utf-8")
@@ -74,8 +80,7 @@ def vendor(html: Path, cache: Path) -> int:
         # the tag's Subresource Integrity hash is the CDN file's (some vendored files are the
         # unminified sources), so it goes; the file is served by the dashboard's own origin
         text = re.sub(r"<(script|link)\b[^>]*" + re.escape(url) + r"[^>]*>",
-                      lambda m: re.sub(r'\s(?:integrity|crossorigin|referrerpolicy)="[^"]*"', "", m.group(0))
-                      .replace(url, f"vendor/{target.name}"), text)
+                      functools.partial(_local_tag, url=url, local=f"vendor/{target.name}"), text)
         done += 1
     left = sorted(set(re.findall(r'(?:src|href)="(https?://[^"]+\.(?:js|css))"', text)))
     index.write_text(text, encoding="utf-8")
