@@ -112,7 +112,10 @@ def check_hot_slow_model(wf: Workflow) -> None:
     assert hot_out == slow_out, f"hot {hot_out} != slow {slow_out}"
     assert hot_rec.calls == slow_rec.calls, f"calls: hot-only {hot_rec.calls - slow_rec.calls}, slow-only {slow_rec.calls - hot_rec.calls}"
     assert _skips(hot_events) == _skips(slow_events), "skips differ between hot and slow"
-    assert _norm(hot_events) == _norm(slow_events), _first_difference(_norm(hot_events), _norm(slow_events))
+    if "event-order" in TOLERATE:
+        assert Counter(_norm(hot_events)) == Counter(_norm(slow_events)), "events differ between hot and slow"
+    else:
+        assert _norm(hot_events) == _norm(slow_events), _first_difference(_norm(hot_events), _norm(slow_events))
     assert hot_rec.setups == slow_rec.setups, "resource set-ups differ between hot and slow"
     assert warm_out == hot_out, f"warm engine {warm_out} != first run {hot_out}"
     assert warm_rec.calls == hot_rec.calls, "the warm engine made other calls"
@@ -126,6 +129,9 @@ def check_hot_slow_model(wf: Workflow) -> None:
         assert hot_stats["hot_plan_hits"] > 0, f"a template repeated but the hot path never ran: {hot_stats}"
     for label, evs in late.items():
         assert "cancel-before-start" in TOLERATE or not evs, f"{label}: events published after RunFinished (a step left suspended, finished by the GC): {[event_key(e) for e in evs]}"
+
+
+EXAMPLES = 500  # ci budget (the bug-injection tests use the same)
 
 
 # Engine bug found by this property (see the report): a step suspended in a Task that is cancelled
@@ -152,8 +158,20 @@ BUG_ROUTER_SKIPPED_BY_UNPICKED_ROUTE = Workflow(loops=(Loop(bodies=(Body(nodes=(
     Node(kind="router", selector=0, routes=(3, 2)),
     Node(kind="root", inputs=(4,), after=(2,)))),)),), start=1)
 
+# Engine bug (open at HEAD): in the first hot iteration the suspended call finishes before the
+# Router's consumer starts, while the slow path starts the consumer while the call is in flight: the
+# hot path emits events in another order (and loses the overlap).
+BUG_HOT_EVENT_ORDER_WITH_ROUTER = Workflow(loops=(Loop(bodies=(Body(nodes=(
+    Node(kind="select"),
+    Node(kind="suspend"),
+    Node(kind="map", inputs=(1,), cond=0),
+    Node(kind="router", routes=(0, 2)),
+    Node(kind="sync", inputs=(3,)),
+    Node(kind="root", after=(4, 0, 2)))),)),), start=5)
 
-@ci_settings(150)
+
+@ci_settings(EXAMPLES)
+@example(BUG_HOT_EVENT_ORDER_WITH_ROUTER)
 @example(BUG_ROUTER_SKIPPED_BY_UNPICKED_ROUTE)
 @example(BUG_SUSPENDED_STEP_NEVER_CLOSED)
 @example(BUG_SLOT_LEAKED_ON_FAILURE)

@@ -34,7 +34,7 @@ def _ids(target: Any) -> tuple[str, str]:
     return g.structural_id, g.template_id
 
 
-@ci_settings(100)
+@ci_settings(300)
 @given(workflows(), seeds, seeds)
 def test_ids_are_deterministic_and_independent_of_construction_order(wf: Workflow, s1: Any, s2: Any) -> None:
     built = Built(wf)
@@ -79,7 +79,7 @@ def variants(draw: Any) -> tuple[Workflow, Workflow]:
     return wf, dataclasses.replace(wf, loops=(dataclasses.replace(loop, bodies=tuple(bodies)),))
 
 
-@ci_settings(150)
+@ci_settings(300)
 @given(variants())
 def test_ids_equal_exactly_when_computations_equal(pair: tuple[Workflow, Workflow]) -> None:
     wf1, wf2 = pair
@@ -95,7 +95,7 @@ def test_ids_equal_exactly_when_computations_equal(pair: tuple[Workflow, Workflo
     assert (t1 == t2) == same_template, f"template ids equal={t1 == t2}, templates equal={same_template}"
 
 
-@ci_settings(6)
+@ci_settings(10)
 @given(st.lists(st.tuples(workflows(), seeds), min_size=1, max_size=6))
 def test_ids_are_equal_across_processes(items: list[tuple[Workflow, Any]]) -> None:
     jobs, expected = [], []

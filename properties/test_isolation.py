@@ -156,7 +156,10 @@ def check_isolation(fleet: Fleet) -> None:
     )
 
 
-@ci_settings(40)
+EXAMPLES = 150
+
+
+@ci_settings(EXAMPLES)
 @given(fleets())
 def test_shared_engine_runs_are_isolated(fleet: Fleet) -> None:
     check_isolation(fleet)

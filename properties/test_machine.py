@@ -97,7 +97,7 @@ class SharedEngineMachine(RuleBasedStateMachine):
             self.loop.close()
 
 
-SharedEngineMachine.TestCase.settings = ci_settings(25, stateful_step_count=12)
+SharedEngineMachine.TestCase.settings = ci_settings(100, stateful_step_count=15)
 test_shared_engine_state_machine = SharedEngineMachine.TestCase
 
 __all__ = ["budget"]

@@ -16,7 +16,7 @@ from .profiles import ci_settings
 from .strategies import workflows
 
 
-@ci_settings(150)
+@ci_settings(300)
 @given(workflows(), st.none() | st.integers(0, 2**32 - 1), st.data())
 def test_plan_is_a_topological_order_with_each_node_once(wf: Workflow, seed: Any, data: st.DataObject) -> None:
     n = data.draw(st.integers(0, max(wf.start, 0)), label="iteration counter")

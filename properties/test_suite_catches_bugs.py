@@ -18,12 +18,26 @@ from cascade.spec.lazy import MappedLazyResult
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from . import test_equivalence, test_isolation
 from .profiles import budget
 from .strategies import workflows
+from .test_equivalence import EXAMPLES as EQUIVALENCE_EXAMPLES
 from .test_equivalence import check_hot_slow_model
+from .test_isolation import EXAMPLES as ISOLATION_EXAMPLES
 from .test_isolation import check_isolation, fleets
 
 Scheduler = executor_mod.Scheduler
+
+
+# Engine bugs found by the suite and still open are tolerated here, so that only the injected bug
+# can make a property fail (see properties/profiles.py: TOLERATE).
+KNOWN_ENGINE_BUGS = frozenset({"event-order", "cancel-before-start"})
+
+
+@pytest.fixture(autouse=True)
+def _tolerate_known_engine_bugs(monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in (test_equivalence, test_isolation):
+        monkeypatch.setattr(module, "TOLERATE", KNOWN_ENGINE_BUGS)
 
 
 def expect_counterexample(check: Callable[[Any], None], strategy: st.SearchStrategy[Any], ci_budget: int) -> None:
@@ -49,7 +63,7 @@ def test_catches_hot_path_ignoring_run_if(monkeypatch: pytest.MonkeyPatch) -> No
         return original(self, st)
 
     monkeypatch.setattr(Scheduler, "_decide", decide)
-    expect_counterexample(check_hot_slow_model, workflows(), 150)
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
 
 
 def test_catches_hot_path_reusing_stale_inner_literals(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,7 +79,7 @@ def test_catches_hot_path_reusing_stale_inner_literals(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(loop_mod, "bind", stale_bind)
     monkeypatch.setattr(engine_mod, "bind", stale_bind)
-    expect_counterexample(check_hot_slow_model, workflows(), 150)
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
 
 
 def test_catches_hot_path_skipping_retries(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,7 +91,7 @@ def test_catches_hot_path_skipping_retries(monkeypatch: pytest.MonkeyPatch) -> N
         return original(self, p, st, args, kwargs)
 
     monkeypatch.setattr(Scheduler, "_attempts", attempts)
-    expect_counterexample(check_hot_slow_model, workflows(), 150)
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
 
 
 def test_catches_flow_state_shared_between_concurrent_runs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,7 +106,7 @@ def test_catches_flow_state_shared_between_concurrent_runs(monkeypatch: pytest.M
         original(self, prog, objs, ctx, full, iteration, pool, *rest, **kw)
 
     monkeypatch.setattr(Scheduler, "__init__", init)
-    expect_counterexample(check_isolation, fleets(with_failure=False, with_cancel=False), 40)
+    expect_counterexample(check_isolation, fleets(with_failure=False, with_cancel=False), ISOLATION_EXAMPLES)
 
 
 def test_catches_router_pruning_a_branch_another_consumer_needs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,7 +130,7 @@ def test_catches_router_pruning_a_branch_another_consumer_needs(monkeypatch: pyt
                                    ready0=tuple(p for p in prog.ready0 if needed[p]))
 
     monkeypatch.setattr(engine_mod, "compile_program", compile_program)
-    expect_counterexample(check_hot_slow_model, workflows(), 150)
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
 
 
 def test_catches_template_key_ignoring_map_element_count(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,4 +143,4 @@ def test_catches_template_key_ignoring_map_element_count(monkeypatch: pytest.Mon
         sa(self, "_shape", hash(("map", task.key, elements[0]._shape if elements else None)))
 
     monkeypatch.setattr(MappedLazyResult, "__init__", init)
-    expect_counterexample(check_hot_slow_model, workflows(), 150)
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
