@@ -116,7 +116,7 @@ def pybench(session: nox.Session) -> None:
     """Run the pytest-benchmark suite in benchmarks/ (kept out of the test run)."""
     _install(session, "test", "bench")
     session.run("python", "-m", "pytest", "benchmarks", "-p", "no:cacheprovider", "-o", "python_files=bench_*.py",
-                "--benchmark-only", *session.posargs)
+                "-o", "python_functions=bench_*", "--benchmark-only", *session.posargs)
 
 
 @nox.session(default=False)

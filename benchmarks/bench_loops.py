@@ -1,7 +1,7 @@
 """pytest-benchmark suite: the ``cascade bench`` workloads, one benchmark per workload and mode.
 
 Not part of the test run (file names do not match ``test_*.py``); run with ``nox -s pybench`` or
-``python -m pytest benchmarks -o python_files=bench_*.py --benchmark-only``. Compare saved runs with
+``python -m pytest benchmarks -o python_files=bench_*.py -o python_functions=bench_* --benchmark-only``. Compare saved runs with
 ``--benchmark-autosave`` / ``--benchmark-compare``.
 """
 
