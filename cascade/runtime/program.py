@@ -201,7 +201,13 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         stack.extend(steps_args[p]["inputs"])
 
     # tail_dependent: every later step is a descendant of this one (computed back to front).
-    desc_count = _descendant_counts(steps_args, consumers, n)
+    # A route edge is not a dependency (a Router waits only for the route it picks), so it does not
+    # count here: awaiting a call inline must never hold back a Router's consumers.
+    waiters: list[set[int]] = [set() for _ in range(n)]
+    for p, kw in enumerate(steps_args):
+        for d in kw["inputs"]:
+            waiters[d].add(p)
+    desc_count = _descendant_counts(steps_args, waiters, n)
     steps = tuple(
         Step(**kw, consumers=tuple(sorted(consumers[p])), tail_dependent=desc_count[p] == n - 1 - p)
         for p, kw in enumerate(steps_args)
