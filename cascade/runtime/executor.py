@@ -162,6 +162,12 @@ def _resource_value(name: str, ctx: RunContext, task_res: dict[str, Any] | None)
 class Scheduler:
     """The general walker (see the module docstring for its states and transitions)."""
 
+    __slots__ = (
+        "prog", "steps", "objs", "ctx", "full", "flow", "iteration", "bus", "values", "skipped",
+        "last", "needed", "chosen", "inflight", "failure", "waker", "inline", "inline_task",
+        "interrupted", "state", "waiting", "heap", "loop", "routers",
+    )
+
     def __init__(self, prog: Program, objs: list[Any], ctx: RunContext, full: bool, iteration: int,
                  values: list[Any] | None = None, start: int = 0,
                  suspended: tuple[Any, Any] | None = None) -> None:
@@ -178,8 +184,11 @@ class Scheduler:
         self.values = values if values is not None else [None] * n
         self.skipped: list[str | None] = [None] * n
         self.last = n - 1
-        self.needed = list(prog.needed)
-        self.chosen = [-1] * n
+        self.routers = prog.has_routers
+        # Router bookkeeping exists only where a Router does (every step is needed otherwise).
+        self.needed = list(prog.needed) if self.routers else prog.needed
+        self.chosen = [-1] * n if self.routers else []
+        self.loop = asyncio.get_running_loop()
         self.inflight: set[asyncio.Task[Any]] = set()
         self.failure: BaseException | None = None
         self.waker: asyncio.Future[None] | None = None
@@ -197,7 +206,7 @@ class Scheduler:
         if suspended is not None:  # the sequential walker's suspended call: finish it like ours
             heap.remove(start)
             self.state[start] = RUNNING
-            task = asyncio.get_running_loop().create_task(_await_resumed(*suspended))
+            task = self.loop.create_task(_await_resumed(*suspended))
             self.inflight.add(task)
             task.add_done_callback(partial(self._plain_done, start))
         heapify(heap)
@@ -216,7 +225,7 @@ class Scheduler:
                     raise self.failure
                 if not self.inflight:
                     break
-                self.waker = asyncio.get_running_loop().create_future()
+                self.waker = self.loop.create_future()
                 await self.waker
         except BaseException:
             await self._cancel_inflight()
@@ -328,7 +337,7 @@ class Scheduler:
                     if self._may_inline(p, st):
                         self.inline = (p, st, coro, pending)
                         return
-                    task = asyncio.get_running_loop().create_task(_await_resumed(coro, pending))
+                    task = self.loop.create_task(_await_resumed(coro, pending))
                     self.inflight.add(task)
                     task.add_done_callback(partial(self._plain_done, p))
                     return
@@ -399,7 +408,7 @@ class Scheduler:
         self._spawn(p, _await_resumed(coro, pending))
 
     def _spawn(self, p: int, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+        task = self.loop.create_task(coro)
         self.inflight.add(task)
         task.add_done_callback(partial(self._task_done, p))
 
@@ -442,6 +451,12 @@ class Scheduler:
 
     def _release(self, p: int) -> None:
         steps, waiting, state = self.steps, self.waiting, self.state
+        if not self.routers:
+            for c in steps[p].consumers:
+                waiting[c] -= 1
+                if waiting[c] == 0 and state[c] == PENDING:
+                    heappush(self.heap, c)
+            return
         for c in steps[p].consumers:
             cs = steps[c]
             if cs.kind == ROUTER and p != cs.deps[0]:
@@ -484,6 +499,7 @@ class Scheduler:
         """Mark ``r`` and its dormant inputs needed; start those whose inputs have settled."""
         stack = [r]
         needed, state, waiting = self.needed, self.state, self.waiting
+        assert isinstance(needed, list)  # only programs with Routers activate
         while stack:
             q = stack.pop()
             if needed[q]:
