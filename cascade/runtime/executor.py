@@ -189,7 +189,7 @@ class Scheduler:
         self.needed = list(prog.needed) if self.routers else prog.needed
         self.chosen = [-1] * n if self.routers else []
         self.loop = asyncio.get_running_loop()
-        self.inflight: set[asyncio.Task[Any]] = set()
+        self.inflight: dict[asyncio.Task[Any], Any] = {}  # task -> its done-callback
         self.failure: BaseException | None = None
         self.waker: asyncio.Future[None] | None = None
         self.inline: tuple[int, Step, Any, Any] | None = None
@@ -206,9 +206,7 @@ class Scheduler:
         if suspended is not None:  # the sequential walker's suspended call: finish it like ours
             heap.remove(start)
             self.state[start] = RUNNING
-            task = self.loop.create_task(_await_resumed(*suspended))
-            self.inflight.add(task)
-            task.add_done_callback(partial(self._plain_done, start))
+            self._track(self.loop.create_task(_await_resumed(*suspended)), partial(self._plain_done, start))
         heapify(heap)
         self.heap = heap
 
@@ -225,8 +223,7 @@ class Scheduler:
                     raise self.failure
                 if not self.inflight:
                     break
-                self.waker = self.loop.create_future()
-                await self.waker
+                await self._wait_inflight()
         except BaseException:
             await self._cancel_inflight()
             raise
@@ -270,6 +267,36 @@ class Scheduler:
             return False
         state = self.state
         return all(state[q] != PENDING for q in range(p))
+
+    async def _wait_inflight(self) -> None:
+        """Wait until an in-flight step finishes, without the hops a done-callback costs.
+
+        A finished Task's done-callbacks run one loop cycle after it finishes, and a waker future
+        set there wakes this coroutine one cycle later still. So: Tasks already finished are
+        collected at once (their queued callback then finds nothing to do); a single Task in
+        flight is awaited directly; only several at once go through the waker.
+        """
+        finished = [t for t in self.inflight if t.done()]
+        if finished:
+            for task in finished:
+                done = self.inflight.get(task)
+                if done is not None:
+                    done(task)
+            return
+        if len(self.inflight) == 1:
+            task = next(iter(self.inflight))
+            try:
+                await task
+            except BaseException:
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():
+                    raise  # the run itself is being cancelled (the step was cancelled with it)
+            done = self.inflight.get(task)
+            if done is not None:
+                done(task)
+            return
+        self.waker = self.loop.create_future()
+        await self.waker
 
     async def _cancel_inflight(self) -> None:
         if not self.inflight:
@@ -337,9 +364,8 @@ class Scheduler:
                     if self._may_inline(p, st):
                         self.inline = (p, st, coro, pending)
                         return
-                    task = self.loop.create_task(_await_resumed(coro, pending))
-                    self.inflight.add(task)
-                    task.add_done_callback(partial(self._plain_done, p))
+                    self._track(self.loop.create_task(_await_resumed(coro, pending)),
+                                partial(self._plain_done, p))
                     return
             else:
                 v = st.fn(*args, **kwargs)
@@ -357,7 +383,8 @@ class Scheduler:
         self._settle(p, v)
 
     def _plain_done(self, p: int, task: asyncio.Task[Any]) -> None:
-        self.inflight.discard(task)
+        if self.inflight.pop(task, None) is None:
+            return  # already collected by run()
         st = self.steps[p]
         if task.cancelled():
             self._emit_finished(p, st, "Failed", asyncio.CancelledError())
@@ -408,12 +435,15 @@ class Scheduler:
         self._spawn(p, _await_resumed(coro, pending))
 
     def _spawn(self, p: int, coro: Any) -> None:
-        task = self.loop.create_task(coro)
-        self.inflight.add(task)
-        task.add_done_callback(partial(self._task_done, p))
+        self._track(self.loop.create_task(coro), partial(self._task_done, p))
+
+    def _track(self, task: asyncio.Task[Any], done: Any) -> None:
+        self.inflight[task] = done
+        task.add_done_callback(done)
 
     def _task_done(self, p: int, task: asyncio.Task[Any]) -> None:
-        self.inflight.discard(task)
+        if self.inflight.pop(task, None) is None:
+            return  # already collected by run()
         if task.cancelled():
             if self.failure is None:
                 self._fail(asyncio.CancelledError())
