@@ -206,7 +206,7 @@ class Scheduler:
         if suspended is not None:  # the sequential walker's suspended call: finish it like ours
             heap.remove(start)
             self.state[start] = RUNNING
-            self._track(self.loop.create_task(_await_resumed(*suspended)), partial(self._plain_done, start))
+            self._spawn_plain(start, self.steps[start], *suspended)
         heapify(heap)
         self.heap = heap
 
@@ -364,8 +364,7 @@ class Scheduler:
                     if self._may_inline(p, st):
                         self.inline = (p, st, coro, pending)
                         return
-                    self._track(self.loop.create_task(_await_resumed(coro, pending)),
-                                partial(self._plain_done, p))
+                    self._spawn_plain(p, st, coro, pending)
                     return
             else:
                 v = st.fn(*args, **kwargs)
@@ -381,6 +380,26 @@ class Scheduler:
             return
         self._emit_finished(p, st, "Succeeded", None)
         self._settle(p, v)
+
+    def _spawn_plain(self, p: int, st: Step, coro: Any, pending: Any) -> None:
+        """Finish a suspended plain call in a Task. With subscribers, the Task itself publishes
+        ``TaskExecutionFinished`` the moment the call completes, exactly when the governed path
+        (:meth:`_call`) would; without any, its done-callback settles it, one coroutine cheaper."""
+        if self.bus is not None:
+            self._spawn(p, self._continue(p, st, coro, pending))
+        else:
+            self._track(self.loop.create_task(_await_resumed(coro, pending)), partial(self._plain_done, p))
+
+    async def _continue(self, p: int, st: Step, coro: Any, pending: Any) -> Any:
+        try:
+            v = await resume(coro, pending)
+            if p != self.last and is_lazy(v):
+                v = await self.ctx.evaluate(v)
+        except BaseException as exc:
+            self._emit_finished(p, st, "Failed", exc)
+            raise
+        self._emit_finished(p, st, "Succeeded", None)
+        return v
 
     def _plain_done(self, p: int, task: asyncio.Task[Any]) -> None:
         if self.inflight.pop(task, None) is None:

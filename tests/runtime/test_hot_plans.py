@@ -636,3 +636,38 @@ async def test_pure_results_are_not_shared_across_iterations(hot):
     engine = cs.Engine(hot_plans=hot)
     assert await engine.run(pure_repeat(6, 0)) == 12
     assert S.calls["pure_const"] == 6  # one call per iteration: no sharing without a cache policy
+
+
+@pytest.mark.asyncio
+async def test_two_suspending_calls_finish_in_the_same_event_order_hot_and_slow():
+    """Shrunk by the property suite: the last independent call is awaited inline on the hot path,
+    the other runs in a Task; each call's TaskExecutionFinished must still come when it completes,
+    as on the slow path, not when the scheduler gets round to collecting it."""
+
+    @cs.task
+    async def pause_a(x):
+        await asyncio.sleep(0)
+        return x
+
+    @cs.task
+    async def pause_b(x):
+        await asyncio.sleep(0)
+        return x
+
+    @cs.task
+    def step(n):
+        if n == 0:
+            return "done"
+        return step(n - 1).after(pause_a(n), pause_b(n))
+
+    async def events(hot):
+        engine = cs.Engine(hot_plans=hot)
+        seen = []
+        engine.bus.subscribe(cs.TaskExecutionFinished, lambda e: seen.append((e.task_name, e.iteration)))
+        assert await engine.run(step(4)) == "done"
+        return seen, engine.stats
+
+    hot, hot_stats = await events(True)
+    slow, _ = await events(False)
+    assert hot_stats.hot_plan_hits >= 2
+    assert hot == slow
