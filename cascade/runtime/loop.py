@@ -47,6 +47,14 @@ FAIRNESS_SLICE = 0.001  # seconds of uninterrupted work before the loop yields
 _FAIRNESS_MASK = 63  # check the clock every 64 iterations
 
 
+def _step(coro: Any) -> tuple[bool, Any]:
+    """Step a fresh coroutine once: ``(False, value)`` if it finished, ``(True, yielded)`` if not."""
+    try:
+        return True, coro.send(None)
+    except StopIteration as stop:
+        return False, stop.value
+
+
 async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
     """Evaluate ``target`` to a final value, following tail calls (see the module docstring)."""
     stats = engine.stats
@@ -175,26 +183,18 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                             v = await (fn(*args, **kwargs) if kwargs else fn(*args))
                         else:
                             coro = fn(*args, **kwargs) if kwargs else fn(*args)
-                            try:
-                                pending = coro.send(None)
-                            except StopIteration as stop:
-                                v = stop.value
-                            else:
-                                handover = Scheduler(prog, objs, ctx, False, iteration, values, k,
-                                                     (coro, pending))
+                            suspended, v = _step(coro)
+                            if suspended:
+                                handover = Scheduler(prog, objs, ctx, False, iteration, values, k, (coro, v))
                                 break
                     if notlast and type(v) in _LAZY_TYPES:
                         coro = ctx.evaluate(v)  # a non-target call returned a lazy result
                         if prog.steps[k].tail_dependent:
                             v = await coro
                         else:
-                            try:
-                                pending = coro.send(None)
-                            except StopIteration as stop:
-                                v = stop.value
-                            else:
-                                handover = Scheduler(prog, objs, ctx, False, iteration, values, k,
-                                                     (coro, pending))
+                            suspended, v = _step(coro)
+                            if suspended:
+                                handover = Scheduler(prog, objs, ctx, False, iteration, values, k, (coro, v))
                                 break
                 except BaseException as exc:
                     if bus is not None:
