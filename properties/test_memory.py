@@ -11,11 +11,11 @@ import gc
 from typing import Any
 
 import pytest
-from hypothesis import Phase, given
+from hypothesis import Phase, given, settings
 
 from .builder import Built, Recorder, make_engine, run_recorded
 from .model import Body, Workflow
-from .profiles import PROFILE, ci_settings
+from .profiles import PROFILE
 from .strategies import stable_workflows
 
 ITERATIONS = int(os.environ.get("CASCADE_PROPERTIES_ITERATIONS", 1_000_000 if PROFILE == "nightly" else 50_000))
@@ -38,7 +38,7 @@ def _without_shape_changes(wf: Workflow) -> Workflow:
 
 
 @pytest.mark.nightly
-@ci_settings(3, phases=(Phase.explicit, Phase.generate))
+@settings(max_examples=3, phases=(Phase.explicit, Phase.generate))  # each example is a long loop
 @given(stable_workflows(max_start=0, max_nodes=4, extras=False))
 def test_flat_memory_over_long_loops(wf: Workflow) -> None:
     wf = _without_shape_changes(dataclasses.replace(wf, start=ITERATIONS))
