@@ -249,6 +249,8 @@ class Scheduler:
         self.inline_task = me
         try:
             v = await resume(coro, pending, fresh=False)
+        except GeneratorExit:
+            raise
         except BaseException as exc:
             self.inline_task = None
             if self.interrupted and me is not None:
@@ -287,6 +289,8 @@ class Scheduler:
             task = next(iter(self.inflight))
             try:
                 await task
+            except GeneratorExit:  # this coroutine is being closed (its loop is gone): let it
+                raise
             except BaseException:
                 me = asyncio.current_task()
                 if me is not None and me.cancelling():
