@@ -18,8 +18,19 @@ from typing import Any
 import cascade as cs
 
 from .model import (
-    RUN_RESOURCE, TASK_RESOURCE, Node, Workflow, body_for, call_key, combine, deps_of, literal,
-    map_elements, resource_value, task_key, task_name,
+    RUN_RESOURCE,
+    TASK_RESOURCE,
+    Node,
+    Workflow,
+    body_for,
+    call_key,
+    combine,
+    deps_of,
+    literal,
+    map_elements,
+    resource_value,
+    task_key,
+    task_name,
 )
 
 CURRENT: contextvars.ContextVar[Recorder] = contextvars.ContextVar("cascade_properties_recorder")

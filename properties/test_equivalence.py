@@ -15,8 +15,9 @@ import gc
 from collections import Counter
 from typing import Any
 
-import cascade as cs
 from hypothesis import example, given
+
+import cascade as cs
 
 from .builder import Built, Recorder, event_key, make_engine, run_recorded
 from .model import Body, Loop, Node, Outcome, Workflow, run_model, templates_repeat

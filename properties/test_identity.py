@@ -16,9 +16,10 @@ import subprocess
 import sys
 from typing import Any
 
-import cascade as cs
 from hypothesis import given
 from hypothesis import strategies as st
+
+import cascade as cs
 
 from .builder import Built, Registry, fresh_prefix
 from .model import Body, IterGraph, Node, Workflow, canonical_form

@@ -17,16 +17,16 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import cascade as cs
 from hypothesis import given
 from hypothesis import strategies as st
+
+import cascade as cs
 
 from .builder import Built, Recorder, event_key, make_engine, run_recorded
 from .model import Loop, Workflow, run_model
 from .profiles import TOLERATE, ci_settings
 from .strategies import workflows
 from .test_equivalence import assert_matches_model
-
 
 # kinds that suspend mid-iteration, so that runs sharing templates really interleave
 CONCURRENT_KINDS = ("suspend", "sync", "suspend", "constrained", "map", "pred", "resource", "flaky")
@@ -108,7 +108,7 @@ def check_isolation(fleet: Fleet) -> None:
                     tasks[fleet.cancelled].cancel()  # type: ignore[index]
 
         engine.bus.subscribe(cs.Event, watch)
-        for (built, wf, target), rec in zip(plan, recs):
+        for (_built, _wf, target), rec in zip(plan, recs):
             tasks.append(asyncio.ensure_future(run_recorded(engine, target, rec)))
         done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=60)
         return list(done), recs, events, engine, cancel_requested

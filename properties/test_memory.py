@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import os
 import sys
-import gc
 from typing import Any
 
 import pytest

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import cascade as cs
 from hypothesis import given
 from hypothesis import strategies as st
+
+import cascade as cs
 
 from .builder import Built
 from .model import IterGraph, Workflow

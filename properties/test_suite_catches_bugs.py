@@ -10,15 +10,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-import cascade.runtime.engine as engine_mod
-import cascade.runtime.executor as executor_mod
-import cascade.runtime.loop as loop_mod
 import pytest
-from cascade.spec.lazy import MappedLazyResult
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from . import test_equivalence, test_isolation
+import cascade.runtime.engine as engine_mod
+import cascade.runtime.executor as executor_mod
+import cascade.runtime.loop as loop_mod
+from cascade.spec.lazy import MappedLazyResult
+
 from .profiles import budget
 from .strategies import workflows
 from .test_equivalence import EXAMPLES as EQUIVALENCE_EXAMPLES
@@ -27,17 +27,6 @@ from .test_isolation import EXAMPLES as ISOLATION_EXAMPLES
 from .test_isolation import check_isolation, fleets
 
 Scheduler = executor_mod.Scheduler
-
-
-# Engine bugs found by the suite and still open are tolerated here, so that only the injected bug
-# can make a property fail (see properties/profiles.py: TOLERATE).
-KNOWN_ENGINE_BUGS = frozenset({"event-order", "cancel-before-start"})
-
-
-@pytest.fixture(autouse=True)
-def _tolerate_known_engine_bugs(monkeypatch: pytest.MonkeyPatch) -> None:
-    for module in (test_equivalence, test_isolation):
-        monkeypatch.setattr(module, "TOLERATE", KNOWN_ENGINE_BUGS)
 
 
 def expect_counterexample(check: Callable[[Any], None], strategy: st.SearchStrategy[Any], ci_budget: int) -> None:
