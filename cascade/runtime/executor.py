@@ -62,16 +62,37 @@ def is_lazy(value: Any) -> bool:
     return t is LazyResult or t is MappedLazyResult
 
 
-@types.coroutine
-def resume(coro: Any, pending: Any, fresh: bool = True) -> Any:
-    """Continue, inside a new Task, a coroutine that was stepped once by hand and yielded ``pending``.
+_PRIMED = object()  # what a primed wrapper yields while it waits for its Task's first step
 
-    Re-yields what the coroutine yields to the Task and forwards what the Task sends or throws (a
-    wake-up or a cancellation), exactly as ``await coro`` would have done. A bare yield (``None``,
-    what ``asyncio.sleep(0)`` does) asks for one loop cycle; the Task's first step already runs a
-    cycle after the hand step, so the coroutine is resumed at once instead of waiting a second one.
-    ``fresh=False`` (awaited inline, in the same cycle as the hand step) yields it as it is.
+
+@types.coroutine
+def resume(coro: Any, pending: Any, fresh: bool = True, primed: bool = False) -> Any:
+    """Continue a coroutine that was stepped once by hand and yielded ``pending``.
+
+    Re-yields what the coroutine yields to the Task awaiting this and forwards what the Task sends
+    or throws (a wake-up or a cancellation), exactly as ``await coro`` would have done.
+
+    ``primed``: first yield ``_PRIMED``, so that the wrapper awaiting this can be started by hand
+    before its Task exists (:func:`start_task`). A Task cancelled before its first step then throws
+    the cancellation in here, and it reaches the call, whose ``finally`` blocks (constraint slots,
+    resource teardowns) run at once instead of at garbage collection.
+
+    ``fresh`` (in a Task): a bare yield (``None``, what ``asyncio.sleep(0)`` does) asks for one loop
+    cycle; the Task's first step already runs a cycle after the hand step, so the coroutine is
+    resumed at once. ``fresh=False`` (awaited inline, in the same cycle) yields it as it is.
     """
+    if primed:
+        try:
+            yield _PRIMED
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                pending = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            fresh = False
     if pending is None and fresh:
         try:
             pending = coro.send(None)
@@ -96,7 +117,16 @@ def resume(coro: Any, pending: Any, fresh: bool = True) -> Any:
 
 
 async def _await_resumed(coro: Any, pending: Any) -> Any:
-    return await resume(coro, pending)
+    return await resume(coro, pending, primed=True)
+
+
+def start_task(loop: asyncio.AbstractEventLoop, wrapper: Any) -> asyncio.Task[Any]:
+    """A Task for ``wrapper``, whose first await is ``resume(..., primed=True)``: the wrapper is
+    stepped to that point first, so a cancellation before the Task's first step still reaches the
+    call it carries."""
+    first = wrapper.send(None)
+    assert first is _PRIMED, first
+    return loop.create_task(wrapper)
 
 
 def resolve_args(st: Step, obj: LazyResult, values: list[Any], ctx: RunContext,
@@ -192,7 +222,7 @@ class Scheduler:
         self.inflight: dict[asyncio.Task[Any], Any] = {}  # task -> its done-callback
         self.failure: BaseException | None = None
         self.waker: asyncio.Future[None] | None = None
-        self.inline: tuple[int, Step, Any, Any] | None = None
+        self.inline: tuple[int, Step, Any, Any, bool] | None = None  # (p, step, coro, yielded, plain)
         self.inline_task: asyncio.Task[Any] | None = None
         self.interrupted = False
         if start == 0:
@@ -213,17 +243,23 @@ class Scheduler:
     # -- the loop -----------------------------------------------------------------------------------
     async def run(self) -> tuple[Any, str | None]:
         try:
+            heap = self.heap
             while True:
-                heap = self.heap
-                while heap and self.failure is None:
-                    self._start(heappop(heap))
+                # A call asking to be awaited inline may come from _start or from a done-callback
+                # (a finished call whose value is a lazy result to evaluate): check before all else.
+                while self.failure is None:
                     if self.inline is not None:
                         await self._await_inline()
+                    elif heap:
+                        self._start(heappop(heap))
+                    else:
+                        break
                 if self.failure is not None:
                     raise self.failure
-                if not self.inflight:
+                if not self.inflight and self.inline is None:
                     break
-                await self._wait_inflight()
+                if self.inline is None:
+                    await self._wait_inflight()
         except BaseException:
             await self._cancel_inflight()
             raise
@@ -235,7 +271,7 @@ class Scheduler:
         return self.values[last], self.skipped[last]
 
     async def _await_inline(self) -> None:
-        """Await a suspended plain call right here instead of in a Task of its own.
+        """Await a suspended call right here instead of in a Task of its own.
 
         Only a call that every step still pending depends on gets here (``_may_inline``): nothing
         could start before it finishes, so no overlap is lost and a Task is saved. If another
@@ -243,7 +279,7 @@ class Scheduler:
         at once, as it would have with a Task.
         """
         assert self.inline is not None
-        p, st, coro, pending = self.inline
+        p, st, coro, pending, plain = self.inline
         self.inline = None
         me = asyncio.current_task()
         self.inline_task = me
@@ -253,16 +289,19 @@ class Scheduler:
             raise
         except BaseException as exc:
             self.inline_task = None
+            if plain:  # a governed call (``_call``) publishes its own events
+                self._emit_finished(p, st, "Failed", exc)
             if self.interrupted and me is not None:
                 self.interrupted = False
                 me.uncancel()  # our own cancellation, sent by _fail: not the caller's
-                self._emit_finished(p, st, "Failed", exc)
                 return  # run() raises self.failure
-            self._emit_finished(p, st, "Failed", exc)
             self._fail(exc)
             return
         self.inline_task = None
-        self._plain_result(p, st, v)
+        if plain:
+            self._plain_result(p, st, v)
+        else:
+            self._settle(p, v)
 
     def _may_inline(self, p: int, st: Step) -> bool:
         if not st.tail_dependent or self.inline_task is not None:
@@ -303,12 +342,12 @@ class Scheduler:
         await self.waker
 
     async def _cancel_inflight(self) -> None:
+        if self.inline is not None:  # a call waiting to be awaited inline: cancel it like the rest
+            _, _, coro, pending, _ = self.inline
+            self.inline = None
+            self.inflight[start_task(self.loop, _await_resumed(coro, pending))] = None
         if not self.inflight:
             return
-        # A Task cancelled before its first step never runs its coroutine, so the call it carries
-        # (already started by hand) would get GeneratorExit at garbage collection instead of
-        # CancelledError now. One loop cycle lets every new Task take its first step first.
-        await asyncio.sleep(0)
         tasks = list(self.inflight)
         for t in tasks:
             t.cancel()
@@ -366,7 +405,7 @@ class Scheduler:
                     v = stop.value
                 else:
                     if self._may_inline(p, st):
-                        self.inline = (p, st, coro, pending)
+                        self.inline = (p, st, coro, pending, True)
                         return
                     self._spawn_plain(p, st, coro, pending)
                     return
@@ -392,11 +431,11 @@ class Scheduler:
         if self.bus is not None:
             self._spawn(p, self._continue(p, st, coro, pending))
         else:
-            self._track(self.loop.create_task(_await_resumed(coro, pending)), partial(self._plain_done, p))
+            self._track(start_task(self.loop, _await_resumed(coro, pending)), partial(self._plain_done, p))
 
     async def _continue(self, p: int, st: Step, coro: Any, pending: Any) -> Any:
         try:
-            v = await resume(coro, pending)
+            v = await resume(coro, pending, primed=True)
             if p != self.last and is_lazy(v):
                 v = await self.ctx.evaluate(v)
         except BaseException as exc:
@@ -455,10 +494,16 @@ class Scheduler:
         except BaseException as exc:
             self._fail(exc)
             return
+        # The same choice as for plain calls, so that the slow path (every call governed) and the
+        # hot path take the same number of event-loop cycles and interleave alike.
+        st = self.steps[p]
+        if self._may_inline(p, st):
+            self.inline = (p, st, coro, pending, False)
+            return
         self._spawn(p, _await_resumed(coro, pending))
 
     def _spawn(self, p: int, coro: Any) -> None:
-        self._track(self.loop.create_task(coro), partial(self._task_done, p))
+        self._track(start_task(self.loop, coro), partial(self._task_done, p))
 
     def _track(self, task: asyncio.Task[Any], done: Any) -> None:
         self.inflight[task] = done
