@@ -306,8 +306,7 @@ class Scheduler:
     def _may_inline(self, p: int, st: Step) -> bool:
         if not st.tail_dependent or self.inline_task is not None:
             return False
-        state = self.state
-        return all(state[q] != PENDING for q in range(p))
+        return PENDING not in self.state[:p]
 
     async def _wait_inflight(self) -> None:
         """Wait until an in-flight step finishes, without the hops a done-callback costs.
