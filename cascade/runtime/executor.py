@@ -82,38 +82,40 @@ def resume(coro: Any, pending: Any, fresh: bool = True, primed: bool = False) ->
     resumed at once. ``fresh=False`` (awaited inline, in the same cycle) yields it as it is.
     """
     if primed:
-        try:
-            yield _PRIMED
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:
-            try:
-                pending = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-            fresh = False
-    if pending is None and fresh:
-        try:
-            pending = coro.send(None)
-        except StopIteration as stop:
-            return stop.value
+        out = _PRIMED
+    elif pending is None and fresh:
+        suspended, out = advance(coro)
+        if not suspended:
+            return out
+    else:
+        out = pending
     while True:
         try:
-            sent = yield pending
+            sent = yield out
         except GeneratorExit:
             coro.close()
             raise
         except BaseException as exc:
-            try:
-                pending = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
+            primed = False
+            suspended, out = advance(coro, exc)
         else:
-            try:
-                pending = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
+            if primed:  # the Task's first step: continue as an unprimed resume would
+                primed = False
+                if not (pending is None and fresh):
+                    out = pending
+                    continue
+            suspended, out = advance(coro, None, sent)
+        if not suspended:
+            return out
+
+
+def advance(coro: Any, exc: BaseException | None = None, value: Any = None) -> tuple[bool, Any]:
+    """Send ``value`` (or throw ``exc``) into ``coro``: ``(True, yielded)`` while it runs on,
+    ``(False, result)`` once it returned."""
+    try:
+        return True, (coro.send(value) if exc is None else coro.throw(exc))
+    except StopIteration as stop:
+        return False, stop.value
 
 
 async def _await_resumed(coro: Any, pending: Any) -> Any:

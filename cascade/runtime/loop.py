@@ -33,7 +33,7 @@ from ..errors import DependencyMissingError
 from ..spec.lazy import ARGS, KWARGS, SHAPE, TASK, LazyResult, MappedLazyResult
 from .binding import bind
 from .events import TaskExecutionFinished, TaskExecutionStarted
-from .executor import Scheduler, resolve_args
+from .executor import Scheduler, advance, resolve_args
 from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, A_SUBS, OP_AWAIT_ONE, OP_MAP, Program
 
 if TYPE_CHECKING:
@@ -45,14 +45,6 @@ __all__ = ["drive"]
 _LAZY_TYPES = frozenset({LazyResult, MappedLazyResult})
 FAIRNESS_SLICE = 0.001  # seconds of uninterrupted work before the loop yields
 _FAIRNESS_MASK = 63  # check the clock every 64 iterations
-
-
-def _step(coro: Any) -> tuple[bool, Any]:
-    """Step a fresh coroutine once: ``(False, value)`` if it finished, ``(True, yielded)`` if not."""
-    try:
-        return True, coro.send(None)
-    except StopIteration as stop:
-        return False, stop.value
 
 
 async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
@@ -183,7 +175,7 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                             v = await (fn(*args, **kwargs) if kwargs else fn(*args))
                         else:
                             coro = fn(*args, **kwargs) if kwargs else fn(*args)
-                            suspended, v = _step(coro)
+                            suspended, v = advance(coro)
                             if suspended:
                                 handover = Scheduler(prog, objs, ctx, False, iteration, values, k, (coro, v))
                                 break
@@ -192,7 +184,7 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                         if prog.steps[k].tail_dependent:
                             v = await coro
                         else:
-                            suspended, v = _step(coro)
+                            suspended, v = advance(coro)
                             if suspended:
                                 handover = Scheduler(prog, objs, ctx, False, iteration, values, k, (coro, v))
                                 break

@@ -16,10 +16,10 @@ def spin(n):
     return spin(n - 1)
 
 
-@pytest.mark.asyncio
-async def test_a_loop_that_never_suspends_yields_to_other_runs():
+async def _ticks_during(n: int) -> list[int]:
+    """Run ``spin(n)`` while a ticker records the engine's tail-call count at every loop cycle."""
     engine = cs.Engine()
-    ticks = []
+    ticks: list[int] = []
 
     async def ticker():
         while True:
@@ -29,11 +29,16 @@ async def test_a_loop_that_never_suspends_yields_to_other_runs():
     other = asyncio.ensure_future(ticker())
     await asyncio.sleep(0)
     try:
-        assert await engine.run(spin(200_000)) == "spun"
+        assert await engine.run(spin(n)) == "spun"
     finally:
         other.cancel()
-    # The ticker ran while the loop was mid-way: it saw tail-call counts strictly between the
-    # start and the end of the loop.
+    return ticks
+
+
+@pytest.mark.asyncio
+async def test_a_loop_that_never_suspends_yields_to_other_runs():
+    ticks = await _ticks_during(200_000)
+    # The ticker ran while the loop was mid-way: it saw counts strictly between start and end.
     assert any(0 < t < 200_000 for t in ticks), ticks[:5]
 
 
@@ -42,18 +47,5 @@ async def test_without_the_fairness_slice_nothing_else_runs(monkeypatch):
     """The counter-test: with the slice made infinite the same loop starves the ticker, so the
     test above really measures the engine's yielding, not some incidental suspension."""
     monkeypatch.setattr(loop_module, "FAIRNESS_SLICE", float("inf"))
-    engine = cs.Engine()
-    ticks = []
-
-    async def ticker():
-        while True:
-            ticks.append(engine.stats.tail_calls)
-            await asyncio.sleep(0)
-
-    other = asyncio.ensure_future(ticker())
-    await asyncio.sleep(0)
-    try:
-        assert await engine.run(spin(50_000)) == "spun"
-    finally:
-        other.cancel()
+    ticks = await _ticks_during(50_000)
     assert not any(0 < t < 50_000 for t in ticks)
