@@ -15,14 +15,21 @@ the sequential walker (in :mod:`cascade.runtime.loop`, fused into the tail-call 
 
 ``Scheduler``
     Everything else, and the slow path always. State per step: ``PENDING`` (waiting for inputs or
-    not yet needed), ``RUNNING`` (in flight as a Task), ``ROUTING`` (a Router waiting for its chosen
-    route), ``DONE`` or ``SKIPPED``. Transitions: a step whose last input settles and that is
+    not yet needed), ``RUNNING`` (started and not finished), ``ROUTING`` (a Router waiting for its
+    chosen route), ``DONE`` or ``SKIPPED``. Transitions: a step whose last input settles and that is
     *needed* enters the ready heap; the lowest position starts first (deterministic); a started step
-    is driven inline until it finishes or suspends, and only a suspended one becomes a Task whose
-    done-callback settles it and wakes the loop. *Needed* is reference counting for Routers: route
+    is driven inline until it finishes or suspends. A suspended step that every pending step depends
+    on is awaited in place (``_may_inline``); any other becomes a Task. Finished Tasks are collected
+    as soon as the scheduler looks (a lone Task is awaited directly), their done-callbacks only
+    covering the case of several in flight. *Needed* is reference counting for Routers: route
     branches are dormant until a Router picks them, and dormant steps left at the end are skipped
-    with ``UpstreamSkipped_Route`` without running. A failure cancels every in-flight step, waits for
-    them to unwind (teardowns run) and re-raises; so does cancellation of the run.
+    with ``UpstreamSkipped_Route`` without running. A failure cancels every in-flight step (and
+    interrupts one awaited in place), waits for them to unwind (teardowns run) and re-raises; so does
+    cancellation of the run.
+
+Both paths make the same choices (inline, in place, Task) for the same program, governed calls
+included, so they take the same event-loop cycles: concurrent calls interleave alike and events come
+in the same order.
 """
 
 from __future__ import annotations
