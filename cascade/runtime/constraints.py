@@ -12,8 +12,6 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from ..errors import ResourceError
-
 __all__ = ["ConstraintManager"]
 
 _GLOBAL = "*"
@@ -48,20 +46,6 @@ class ConstraintManager:
         self.gating = False
 
     # -- capacities -------------------------------------------------------------------------------
-    def applicable(self, task_name: str, amounts: tuple[tuple[str, float], ...]) -> dict[str, float]:
-        """The part of ``amounts`` this engine governs; raises when an amount can never be met."""
-        out = {}
-        for name, amount in amounts:
-            if name not in self.capacity or amount == 0:
-                continue
-            if amount > self.capacity[name]:
-                raise ResourceError(
-                    f"task {task_name!r} asks for {name}={amount}, more than the engine's "
-                    f"system_resources[{name!r}]={self.capacity[name]}"
-                )
-            out[name] = amount
-        return out
-
     def _fits(self, amounts: dict[str, float]) -> bool:
         return all(self.available[n] >= a for n, a in amounts.items())
 

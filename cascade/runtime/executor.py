@@ -635,8 +635,9 @@ class Scheduler:
                     bus.publish(TaskBlocked(run_id, st.name, p, it, reason))
                 await cm.enter(st.name)
                 entered = True
-            wanted = cm.applicable(st.name, st.constraints) if st.constraints else None
-            if wanted:  # amounts of capacities this engine does not have are not governed
+            # compile_program kept only amounts of this engine's capacities, each within capacity
+            wanted = dict(st.constraints) if st.constraints else None
+            if wanted:
                 if not cm.try_acquire(wanted):
                     if bus is not None:
                         bus.publish(TaskBlocked(run_id, st.name, p, it, "constraints"))
