@@ -62,15 +62,19 @@ class ConstraintManager:
         if self.try_acquire(amounts):
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (amounts, fut)
-        self._waiters.append(entry)
+        self._waiters.append((amounts, fut))
         try:
             await fut
         except BaseException:
             if fut.done() and not fut.cancelled():
-                self.release(amounts)  # granted and cancelled in the same breath: give it back
+                self.release(amounts)  # granted, then cancelled before resuming: pass it on
             else:
-                self._waiters.remove(entry)
+                # Not granted. The entry is not removed here: a release in the same loop cycle
+                # as the cancellation may already have dropped it (``_wake`` drops done futures).
+                # Cancelling the future (a no-op when the cancellation did it, needed when the
+                # coroutine is closed) marks the entry dead wherever it sits; ``_wake`` drops dead
+                # entries at the head and grants the live waiters behind them that now fit.
+                fut.cancel()
                 self._wake()
             raise
 
@@ -81,6 +85,8 @@ class ConstraintManager:
         self._wake()
 
     def _wake(self) -> None:
+        # Invariant after every call: the queue is empty or its head is a live waiter that does
+        # not fit. Dead entries (cancelled waiters) further back are dropped when they reach the head.
         while self._waiters:
             amounts, fut = self._waiters[0]
             if fut.done():

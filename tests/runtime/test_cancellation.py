@@ -1,0 +1,109 @@
+"""A cancellation stays a cancellation: waiter bookkeeping under every release/cancel interleaving."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import cascade as cs
+from cascade.runtime.constraints import ConstraintManager
+
+
+async def _waiting(cm: ConstraintManager, amounts: dict[str, float]) -> asyncio.Task[None]:
+    """A Task that is queued as a waiter of ``cm`` (it has run up to its ``await``)."""
+    task = asyncio.ensure_future(cm.acquire(amounts))
+    await asyncio.sleep(0)
+    assert not task.done() and len(cm._waiters) >= 1
+    return task
+
+
+@pytest.mark.asyncio
+async def test_waiter_cancelled_in_the_cycle_of_a_release_raises_cancelled_and_frees_the_slot():
+    cm = ConstraintManager({"slot": 1})
+    await cm.acquire({"slot": 1})
+    waiter = await _waiting(cm, {"slot": 1})
+    waiter.cancel()  # its future is cancelled now; its ``except`` runs only in the next cycle
+    cm.release({"slot": 1})  # ... after this release already dropped the dead entry
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert cm.available == {"slot": 1}
+    assert not cm._waiters
+    assert cm.try_acquire({"slot": 1})
+
+
+@pytest.mark.asyncio
+async def test_waiter_cancelled_after_its_grant_gives_the_grant_to_the_next_waiter():
+    cm = ConstraintManager({"slot": 1})
+    await cm.acquire({"slot": 1})
+    first = await _waiting(cm, {"slot": 1})
+    second = await _waiting(cm, {"slot": 1})
+    cm.release({"slot": 1})  # grants ``first`` ...
+    first.cancel()  # ... which is cancelled before it could resume
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.wait_for(second, 1)  # the grant went on to the next waiter
+    assert cm.available == {"slot": 0}
+    cm.release({"slot": 1})
+    assert cm.available == {"slot": 1}
+
+
+@pytest.mark.asyncio
+async def test_cancelled_head_waiter_lets_the_waiters_behind_it_that_fit_go():
+    cm = ConstraintManager({"a": 2})
+    await cm.acquire({"a": 1})
+    big = await _waiting(cm, {"a": 2})  # does not fit: holds up the queue (FIFO)
+    small = await _waiting(cm, {"a": 1})  # would fit, but waits behind ``big``
+    big.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await big
+    await asyncio.wait_for(small, 1)
+    assert cm.available == {"a": 0}
+    assert not cm._waiters
+
+
+@pytest.mark.asyncio
+async def test_a_closed_waiter_coroutine_leaves_no_dead_entry_blocking_others():
+    cm = ConstraintManager({"slot": 1})
+    await cm.acquire({"slot": 1})
+    coro = cm.acquire({"slot": 1})
+    coro.send(None)  # queued, suspended on its future
+    coro.close()  # GeneratorExit at the await, its future still pending
+    cm.release({"slot": 1})
+    assert cm.available == {"slot": 1}
+    assert cm.try_acquire({"slot": 1})
+
+
+@pytest.mark.parametrize("order", ["release-first", "cancel-first"])
+@pytest.mark.parametrize("hot", [True, False], ids=["hot", "slow"])
+@pytest.mark.asyncio
+async def test_run_cancelled_while_waiting_for_a_slot_raises_cancelled_error(hot, order):
+    engine = cs.Engine(system_resources={"slot": 1}, hot_plans=hot)
+    gate = asyncio.Event()
+
+    @cs.task
+    async def hold():
+        await gate.wait()
+        return "held"
+
+    @cs.task
+    async def want():
+        return "got"
+
+    holder = asyncio.ensure_future(engine.run(hold().with_constraints(slot=1)))
+    waiter = asyncio.ensure_future(engine.run(want().with_constraints(slot=1)))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert engine.constraints._waiters, "the second run should be waiting for the slot"
+    # both in one loop cycle: the holder releases the slot in the step woken by ``gate``
+    if order == "release-first":
+        gate.set()
+        waiter.cancel()
+    else:
+        waiter.cancel()
+        gate.set()
+    assert await holder == "held"
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert engine.constraints.available == {"slot": 1}
+    assert await engine.run(want().with_constraints(slot=1)) == "got"
