@@ -5,6 +5,10 @@ This module is the one public door; everything else may be reorganised freely.
 
 from __future__ import annotations
 
+from .adapters.connector import Connector as Connector
+from .adapters.connector import InMemoryConnector as InMemoryConnector
+from .adapters.connector import Message as Message
+from .adapters.connector import Subscription as Subscription
 from .errors import CascadeError as CascadeError
 from .errors import CycleError as CycleError
 from .errors import DependencyMissingError as DependencyMissingError
@@ -43,6 +47,10 @@ from .spec.lazy import sequence as sequence
 from .spec.markers import Env as Env
 from .spec.markers import Param as Param
 from .spec.markers import inject as inject
+from .spec.messaging import TIMED_OUT as TIMED_OUT
+from .spec.messaging import publish as publish
+from .spec.messaging import recv as recv
+from .spec.messaging import wait as wait
 from .spec.policies import CachePolicy as CachePolicy
 from .spec.policies import InMemoryCache as InMemoryCache
 from .spec.policies import RetryPolicy as RetryPolicy
@@ -62,4 +70,5 @@ __all__ = [
     "StaticAnalysisWarning", "Task", "TaskBlocked", "TaskExecutionFinished",
     "TaskExecutionStarted", "TaskRetrying", "TaskSkipped", "build_graph", "dry_run", "inject",
     "pipeline", "resource", "run", "sequence", "task", "visualize",
+    "Connector", "InMemoryConnector", "Message", "Subscription", "TIMED_OUT", "publish", "recv", "wait",
 ]

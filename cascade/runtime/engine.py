@@ -21,14 +21,16 @@ from collections import OrderedDict
 from concurrent.futures import Executor
 from typing import Any, Mapping
 
+from ..adapters.connector import Connector, InMemoryConnector
 from ..graph.build import build_graph
 from ..graph.plan import NativeSolver, Solver
 from ..spec.lazy import LazyResult, MappedLazyResult
+from ..spec.messaging import CONNECTOR_RESOURCE, connector_resource
 from ..spec.resource import Resource
 from .binding import bind
 from .constraints import ConstraintManager
 from .context import RunContext
-from .events import Event, MessageBus, RunFinished, RunStarted, StaticAnalysisWarning
+from .events import MessageBus, RunFinished, RunStarted, StaticAnalysisWarning
 from .loop import drive
 from .program import Program, compile_program
 from .state import StateBackend
@@ -51,9 +53,10 @@ class Engine:
 
     Options: ``state_backend`` (mirror node results into a :class:`StateBackend`), ``executor`` (a
     ``concurrent.futures.Executor`` for tasks declared ``offload=True``; default the loop's),
-    ``bus`` (a :class:`MessageBus`), ``connector`` (an object with ``publish(event)``, given every
-    event), ``system_resources`` (capacities for ``with_constraints``), ``hot_plans`` (reuse
-    compiled plans of repeating templates), ``plan_cache_size`` (how many programs to keep, LRU),
+    ``bus`` (a :class:`MessageBus`), ``connector`` (a :class:`~cascade.adapters.connector.Connector`
+    that ``cs.publish``/``cs.recv`` use; default an :class:`InMemoryConnector` made on first use,
+    so an engine that never messages pays nothing), ``system_resources`` (capacities for
+    ``with_constraints``), ``hot_plans`` (reuse compiled plans of repeating templates), ``plan_cache_size`` (how many programs to keep, LRU),
     ``solver`` (a :class:`~cascade.graph.plan.Solver`), ``resources`` (resources to register).
     """
 
@@ -67,12 +70,13 @@ class Engine:
         self.bus = bus if bus is not None else MessageBus()
         self.state_backend = state_backend
         self.executor = executor
-        self.connector = connector
-        if connector is not None:
-            publish = getattr(connector, "publish", None)
-            if not callable(publish):
-                raise TypeError(f"connector must have a publish(event) method, got {connector!r}")
-            self.bus.subscribe(Event, publish)
+        if connector is not None and not all(
+            callable(getattr(connector, m, None)) for m in ("publish", "subscribe")
+        ):
+            raise TypeError(
+                f"Engine(connector=...) needs a Connector (async publish/subscribe), got {connector!r}"
+            )
+        self._connector: Connector | None = connector
         self.constraints = ConstraintManager(dict(system_resources or {}))
         self.hot_plans = bool(hot_plans)
         self.plan_cache_size = plan_cache_size
@@ -83,8 +87,17 @@ class Engine:
         self._plans: OrderedDict[int, tuple[Program, ...]] = OrderedDict()
         self._resources: dict[str, Resource] = {}
         self._warned: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._warned_capacity: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+        self._resources[CONNECTOR_RESOURCE] = connector_resource(self)
         for res in resources:
             self.register(res)
+
+    @property
+    def connector(self) -> Connector:
+        """The connector messaging tasks use (an :class:`InMemoryConnector` made on first use)."""
+        if self._connector is None:
+            self._connector = InMemoryConnector()
+        return self._connector
 
     # -- configuration ----------------------------------------------------------------------------
     def register(self, resource: Resource) -> Resource:
@@ -136,22 +149,32 @@ class Engine:
             name = getattr(target, "task").name
             self.bus.publish(RunStarted(run_id, name))
         status, error = "Succeeded", None
+        failure: BaseException | None = None
         try:
             return await self._evaluate(target, ctx)
-        except asyncio.CancelledError:
-            status = "Cancelled"
+        except asyncio.CancelledError as exc:
+            status, failure = "Cancelled", exc
             raise
         except BaseException as exc:
-            status, error = "Failed", repr(exc)
+            status, error, failure = "Failed", repr(exc), exc
             raise
         finally:
             try:
-                await ctx.resources.close()
-                if self.state_backend is not None:
-                    self.state_backend.clear(run_id)
+                # Teardown errors are attached to the run's own exception; raised only if none.
+                await ctx.resources.close(failure)
+            except asyncio.CancelledError:
+                status, error = "Cancelled", None
+                raise
+            except BaseException as exc:
+                status, error = "Failed", repr(exc)
+                raise
             finally:
-                if self.bus.active:
-                    self.bus.publish(RunFinished(run_id, status, error))
+                try:
+                    if self.state_backend is not None:
+                        self.state_backend.clear(run_id)
+                finally:
+                    if self.bus.active:
+                        self.bus.publish(RunFinished(run_id, status, error))
 
     async def _evaluate(self, target: Any, ctx: RunContext) -> Any:
         """The tail-call loop of one run (also used for a lazy result returned by a non-target node)."""
@@ -185,12 +208,16 @@ class Engine:
             return None
         return [graph.nodes[c].obj for c in prog.order]
 
-    def _compile(self, target: Any) -> tuple[Program, list[Any]]:
+    def _compile(self, target: Any, ctx: RunContext | None = None) -> tuple[Program, list[Any]]:
         graph = build_graph(target)
         self.stats.graph_builds += 1
         plan = self.solver.solve(graph)
         self.stats.plan_solves += 1
         prog = compile_program(graph, plan, self._resources, self.constraints.capacity)
+        if prog.no_capacity:
+            # Every program is compiled here before any path runs it (hot plans reuse what this
+            # engine compiled), so warning here is the same on hot and slow engines.
+            self._warn_no_capacity(prog, ctx)
         if self.hot_plans:
             shape = target._shape
             bucket = self._plans.get(shape, ())
@@ -199,6 +226,25 @@ class Engine:
             while len(self._plans) > self.plan_cache_size:
                 self._plans.popitem(last=False)
         return prog, [graph.nodes[c].obj for c in plan.order]
+
+    def _warn_no_capacity(self, prog: Program, ctx: RunContext | None) -> None:
+        """CS-W002, once per engine, task and capacity name: a constraint on a capacity this
+        engine does not have is not governed."""
+        for task, names in prog.no_capacity:
+            seen = self._warned_capacity.setdefault(task, set())
+            new = [c for c in names if c not in seen]
+            if not new:
+                continue
+            seen.update(new)
+            have = ", ".join(sorted(self.constraints.capacity)) or "none"
+            message = (
+                f"task {task.name!r} asks for {', '.join(map(repr, new))} in with_constraints(), "
+                f"which this engine has no capacity for (system_resources: {have}), so it is not "
+                "limited. Pass Engine(system_resources={...}) with that name, or drop the constraint."
+            )
+            _log.warning(message)
+            if ctx is not None and self.bus.active:
+                self.bus.publish(StaticAnalysisWarning(ctx.run_id, "CS-W002", task.name, message))
 
     def _warn_changing(self, task: Any, ctx: RunContext) -> None:
         self._warned.add(task)

@@ -128,21 +128,14 @@ def test_subscribe_validation():
 
 
 @pytest.mark.asyncio
-async def test_connector_receives_every_event():
-    class Connector:
-        def __init__(self):
-            self.events = []
-
-        def publish(self, event):
-            self.events.append(event)
-
-    connector = Connector()
-    engine = cs.Engine(connector=connector)
-    await engine.run(value(1))
-    assert [type(e).__name__ for e in connector.events] == [
-        "RunStarted", "TaskExecutionStarted", "TaskExecutionFinished", "RunFinished",
-    ]
-    with pytest.raises(TypeError):
+async def test_engine_connector_defaults_to_its_own_in_memory_connector():
+    first, second = cs.Engine(), cs.Engine()
+    assert first._connector is None  # made on first use only
+    assert isinstance(first.connector, cs.InMemoryConnector)
+    assert first.connector is first.connector and first.connector is not second.connector
+    given = cs.InMemoryConnector()
+    assert cs.Engine(connector=given).connector is given
+    with pytest.raises(TypeError, match="connector"):
         cs.Engine(connector=object())
 
 

@@ -1,0 +1,323 @@
+"""Connectors: publish/subscribe messaging between runs (and, through a broker, between processes).
+
+A :class:`Connector` is the small protocol the engine and the messaging tasks (``cs.publish``,
+``cs.recv``) talk to; :class:`InMemoryConnector` is the engine's default and the reference
+implementation, the MQTT adapter implements the same protocol against a broker.
+
+Topics follow MQTT: levels separated by ``/``; a subscription filter may use ``+`` (exactly one
+level) and ``#`` (any number of levels, itself last, zero levels included: ``a/#`` matches ``a``).
+Wildcards at the first level never match topics starting with ``$`` (MQTT's system topics).
+
+Delivery policy of :class:`InMemoryConnector` (the part that makes thousands of subscribers safe):
+
+- A *sync* handler is called inline by ``publish``, in subscription order, and must return at once
+  (like an asyncio callback: set a future, append to a list). An exception it raises is logged and
+  dropped; it never reaches the publisher or the other subscribers.
+- An *async* handler (a coroutine function) gets a bounded queue of ``max_pending`` messages and one
+  worker Task that awaits the handler for one message at a time. ``publish`` only appends to the
+  queue. When the queue is full the **oldest** queued message is dropped (counted in
+  ``Subscription.dropped``): a slow or stuck subscriber loses its backlog, the publisher and every
+  other subscriber go on. The worker is started when a message arrives and ends when the queue is
+  empty, so an idle subscription costs no Task.
+
+So ``publish`` never awaits a subscriber. ``unsubscribe`` stops delivery at once: queued messages
+are discarded and a running handler call is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import deque
+from typing import Any, Callable, NamedTuple, Protocol, runtime_checkable
+
+__all__ = [
+    "Connector", "InMemoryConnector", "Message", "Subscription", "topic_matches",
+    "validate_filter", "validate_topic",
+]
+
+_log = logging.getLogger("cascade.connector")
+
+
+class Message(NamedTuple):
+    """One delivered message: its ``topic``, ``payload`` and whether it was a ``retained`` one."""
+
+    topic: str
+    payload: Any
+    retained: bool = False
+
+
+Handler = Callable[[Message], Any]
+
+
+@runtime_checkable
+class Subscription(Protocol):
+    """The handle ``Connector.subscribe`` returns; ``await sub.unsubscribe()`` ends delivery."""
+
+    topic: str
+
+    async def unsubscribe(self) -> None:
+        """Stop delivering to this subscription (idempotent)."""
+        ...
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """What the engine needs from a messaging backend.
+
+    ``subscribe(topic, handler)`` calls ``handler(message)`` with a :class:`Message` for every
+    message published to a topic the filter ``topic`` matches (MQTT ``+``/``#`` wildcards), the
+    retained ones first; ``publish(topic, payload, retain=False)`` sends ``payload``; with
+    ``retain=True`` the broker keeps it for later subscribers (a retained ``None`` clears it).
+    """
+
+    async def connect(self) -> None:
+        """Open the connection (a no-op for in-process connectors)."""
+        ...
+
+    async def disconnect(self) -> None:
+        """Close the connection; every subscription ends."""
+        ...
+
+    async def publish(self, topic: str, payload: Any, retain: bool = False) -> None:
+        """Send ``payload`` to every subscriber of ``topic``; never waits for a subscriber."""
+        ...
+
+    async def subscribe(self, topic: str, handler: Handler) -> Subscription:
+        """Deliver messages matching the filter ``topic`` to ``handler`` until unsubscribed."""
+        ...
+
+
+def validate_topic(topic: Any) -> str:
+    """Check a topic to publish to: a non-empty string without wildcards. Returns it."""
+    if not isinstance(topic, str) or not topic:
+        raise ValueError(f"a topic must be a non-empty string, got {topic!r}")
+    if "+" in topic or "#" in topic:
+        raise ValueError(f"cannot publish to {topic!r}: wildcards '+' and '#' are for subscriptions")
+    return topic
+
+
+def validate_filter(topic: Any) -> str:
+    """Check a subscription filter: ``+`` fills a whole level, ``#`` is a whole last level."""
+    if not isinstance(topic, str) or not topic:
+        raise ValueError(f"a topic filter must be a non-empty string, got {topic!r}")
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if ("+" in level or "#" in level) and len(level) > 1:
+            raise ValueError(f"topic filter {topic!r}: a wildcard must be a whole level, got {level!r}")
+        if level == "#" and i != len(levels) - 1:
+            raise ValueError(f"topic filter {topic!r}: '#' must be the last level")
+    return topic
+
+
+def _match_levels(flt: list[str], levels: list[str]) -> bool:
+    if flt[0] in ("+", "#") and levels[0].startswith("$"):
+        return False
+    n = len(levels)
+    for i, f in enumerate(flt):
+        if f == "#":
+            return True
+        if i >= n:
+            return False
+        if f != "+" and f != levels[i]:
+            return False
+    return len(flt) == n
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether the MQTT filter ``topic_filter`` matches the concrete ``topic``."""
+    return _match_levels(topic_filter.split("/"), topic.split("/"))
+
+
+def _is_async(handler: Any) -> bool:
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)
+    )
+
+
+class InMemorySubscription:
+    """A subscription of an :class:`InMemoryConnector` (see the module's delivery policy).
+
+    ``dropped`` counts messages discarded because this subscription's queue was full.
+    """
+
+    __slots__ = ("topic", "handler", "active", "dropped", "_owner", "_levels", "_queue", "_worker",
+                 "_max")
+
+    def __init__(self, owner: InMemoryConnector, topic: str, handler: Handler, levels: list[str] | None,
+                 is_async: bool, max_pending: int) -> None:
+        self.topic = topic
+        self.handler = handler
+        self.active = True
+        self.dropped = 0
+        self._owner = owner
+        self._levels = levels  # split filter for wildcard subscriptions, None for exact topics
+        self._queue: deque[Message] | None = deque() if is_async else None
+        self._worker: asyncio.Task[None] | None = None
+        self._max = max_pending
+
+    def _deliver(self, msg: Message) -> None:
+        queue = self._queue
+        if queue is None:
+            try:
+                self.handler(msg)
+            except Exception:
+                _log.exception("subscriber of %r failed on a message to %r", self.topic, msg.topic)
+            return
+        if len(queue) >= self._max:
+            queue.popleft()
+            self.dropped += 1
+        queue.append(msg)
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        queue = self._queue
+        assert queue is not None
+        try:
+            while queue and self.active:
+                msg = queue.popleft()
+                try:
+                    await self.handler(msg)
+                except Exception:
+                    _log.exception("subscriber of %r failed on a message to %r", self.topic, msg.topic)
+        finally:
+            self._worker = None
+
+    async def unsubscribe(self) -> None:
+        """Stop delivery now: discard queued messages, cancel a running handler call."""
+        self._close()
+
+    def _close(self) -> None:
+        if not self.active:
+            return
+        self.active = False
+        self._owner._remove(self)
+        if self._queue is not None:
+            self._queue.clear()
+        worker = self._worker
+        if worker is not None and worker is not asyncio.current_task():
+            worker.cancel()
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "closed"
+        return f"<InMemorySubscription {self.topic!r} {state}>"
+
+
+class InMemoryConnector:
+    """An in-process :class:`Connector`: every state (subscriptions, retained messages) is this
+    instance's own, so two connectors never see each other's messages.
+
+    ``max_pending`` bounds the queue of each async handler (drop-oldest; see the module docstring).
+    ``connect()``/``disconnect()`` are optional: it delivers from creation on; ``disconnect()`` ends
+    every subscription (retained messages are kept, as a broker keeps them).
+    """
+
+    def __init__(self, *, max_pending: int = 1000) -> None:
+        if not isinstance(max_pending, int) or max_pending < 1:
+            raise ValueError(f"InMemoryConnector(max_pending=...) must be an int >= 1, got {max_pending!r}")
+        self.max_pending = max_pending
+        self.connected = True
+        # exact topic -> its subscriptions (a dict as an ordered set: O(1) removal)
+        self._exact: dict[str, dict[InMemorySubscription, None]] = {}
+        self._wild: dict[InMemorySubscription, None] = {}
+        self._retained: dict[str, Any] = {}
+
+    async def connect(self) -> None:
+        """Nothing to open; marks the connector connected."""
+        self.connected = True
+
+    async def disconnect(self) -> None:
+        """End every subscription (their queued messages are dropped, running handlers cancelled)."""
+        self.connected = False
+        for sub in [s for subs in self._exact.values() for s in subs] + list(self._wild):
+            sub._close()
+
+    async def publish(self, topic: str, payload: Any, retain: bool = False) -> None:
+        """Deliver ``payload`` to every matching subscription; see the module's delivery policy.
+
+        ``retain=True`` keeps it for future subscribers of ``topic`` (``payload=None`` clears the
+        retained message instead). Raises ``ValueError`` for an empty topic or one with wildcards.
+        """
+        self.publish_nowait(topic, payload, retain)
+
+    def publish_nowait(self, topic: str, payload: Any, retain: bool = False) -> None:
+        """:meth:`publish` without the coroutine (it never waits anyway)."""
+        if type(topic) is not str or not topic or "+" in topic or "#" in topic:
+            validate_topic(topic)
+        if retain:
+            if payload is None:
+                self._retained.pop(topic, None)
+            else:
+                self._retained[topic] = payload
+        exact = self._exact.get(topic)
+        if exact is not None:
+            msg = Message(topic, payload, False)
+            for sub in tuple(exact):
+                if sub.active:
+                    sub._deliver(msg)
+        if self._wild:
+            levels = topic.split("/")
+            msg = Message(topic, payload, False)
+            for sub in list(self._wild):
+                if sub.active and _match_levels(sub._levels, levels):  # type: ignore[arg-type]
+                    sub._deliver(msg)
+
+    async def subscribe(self, topic: str, handler: Handler, *, max_pending: int | None = None
+                        ) -> InMemorySubscription:
+        """Subscribe ``handler`` to the filter ``topic``; matching retained messages come first.
+
+        ``handler(message)`` may be a plain function (called inline, must not block) or a
+        coroutine function (queued, at most ``max_pending`` waiting, oldest dropped first).
+        """
+        return self.subscribe_nowait(topic, handler, max_pending=max_pending)
+
+    def subscribe_nowait(self, topic: str, handler: Handler, *, max_pending: int | None = None
+                         ) -> InMemorySubscription:
+        """:meth:`subscribe` without the coroutine."""
+        if not callable(handler):
+            raise TypeError(f"subscribe({topic!r}, handler): handler must be callable, got {handler!r}")
+        wild = type(topic) is not str or "+" in topic or "#" in topic
+        if wild or not topic:
+            validate_filter(topic)
+        levels = topic.split("/") if wild else None
+        sub = InMemorySubscription(self, topic, handler, levels, _is_async(handler),
+                                   self.max_pending if max_pending is None else max_pending)
+        if levels is None:
+            subs = self._exact.get(topic)
+            if subs is None:
+                self._exact[topic] = {sub: None}
+            else:
+                subs[sub] = None
+            if self._retained:
+                payload = self._retained.get(topic)
+                if payload is not None:
+                    sub._deliver(Message(topic, payload, True))
+        else:
+            self._wild[sub] = None
+            for rtopic, payload in list(self._retained.items()):
+                if not sub.active:
+                    break
+                if _match_levels(levels, rtopic.split("/")):
+                    sub._deliver(Message(rtopic, payload, True))
+        return sub
+
+    def _remove(self, sub: InMemorySubscription) -> None:
+        if sub._levels is None:
+            subs = self._exact.get(sub.topic)
+            if subs is not None:
+                subs.pop(sub, None)
+                if not subs:
+                    del self._exact[sub.topic]
+        else:
+            self._wild.pop(sub, None)
+
+    @property
+    def subscription_count(self) -> int:
+        """How many subscriptions are active (exact and wildcard)."""
+        return sum(len(s) for s in self._exact.values()) + len(self._wild)
+
+    def retained(self, topic: str) -> Any:
+        """The payload retained on ``topic``, or ``None``."""
+        return self._retained.get(topic)

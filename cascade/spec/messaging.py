@@ -1,0 +1,161 @@
+"""Messaging tasks: ``cs.wait``, ``cs.recv`` and ``cs.publish``.
+
+They are ordinary tasks (they run on hot plans like any other) whose connector is the engine's
+(:attr:`cascade.Engine.connector`), injected as the run-scope resource ``"cascade.connector"``.
+
+``cs.recv`` on timeout returns the sentinel :data:`TIMED_OUT` instead of raising: an exception in a
+task fails its run, and an agent loop that listens with a timeout must be able to go on (a task
+downstream checks ``msg is cs.TIMED_OUT``). ``TIMED_OUT`` is falsy, a received message is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from .lazy import LazyResult
+from .markers import Marker, inject
+from .resource import Resource
+from .task import task
+
+if TYPE_CHECKING:
+    from ..runtime.engine import Engine
+
+__all__ = ["CONNECTOR_RESOURCE", "TIMED_OUT", "connector_resource", "publish", "recv", "wait"]
+
+CONNECTOR_RESOURCE = "cascade.connector"
+_CONNECTOR = inject(CONNECTOR_RESOURCE)
+
+
+class _TimedOut:
+    """Type of :data:`TIMED_OUT` (one instance)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "cs.TIMED_OUT"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "TIMED_OUT"
+
+
+TIMED_OUT: Any = _TimedOut()
+"""What ``cs.recv(topic, timeout=...)`` returns when no message came in time (falsy)."""
+
+
+def connector_resource(engine: Engine) -> Resource:
+    """The run-scope resource that hands ``engine.connector`` to messaging tasks."""
+
+    def connector() -> Any:
+        yield engine.connector  # the connector's lifetime is the engine's, not the run's
+
+    return Resource(CONNECTOR_RESOURCE, connector, "run")
+
+
+def _check_seconds(where: str, value: Any, none_ok: bool) -> None:
+    if value is None and none_ok:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        allowed = "a number >= 0 or None" if none_ok else "a number >= 0"
+        raise ValueError(f"{where} must be {allowed}, got {value!r}")
+
+
+def _check_topic(where: str, topic: Any, wildcards: bool) -> None:
+    if type(topic) is not str or not topic:
+        raise ValueError(f"{where} must be a non-empty string, got {topic!r}")
+    if not wildcards and ("+" in topic or "#" in topic):
+        raise ValueError(f"{where}: cannot publish to {topic!r}, wildcards '+' and '#' are for subscribing")
+
+
+def _expire(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_result(TIMED_OUT)
+
+
+@task(name="cs.wait")
+async def _wait(seconds: float) -> None:
+    _check_seconds("cs.wait(seconds)", seconds, False)
+    await asyncio.sleep(seconds)
+
+
+@task(name="cs.recv")
+async def _recv(topic: str, timeout: float | None = None,
+                connector: Any = _CONNECTOR) -> Any:
+    _check_topic("cs.recv(topic)", topic, True)
+    _check_seconds("cs.recv(timeout)", timeout, True)
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+
+    def deliver(message: Any) -> None:
+        if not fut.done():
+            fut.set_result(message)
+
+    sub = await connector.subscribe(topic, deliver)
+    try:
+        if fut.done():  # a retained message, delivered on subscribe
+            return fut.result()
+        if timeout is None:
+            return await fut
+        timer = loop.call_later(timeout, _expire, fut)
+        try:
+            return await fut
+        finally:
+            timer.cancel()
+    finally:
+        await sub.unsubscribe()  # on a message, on timeout and on cancellation alike
+
+
+@task(name="cs.publish")
+async def _publish(topic: str, payload: Any, retain: bool = False,
+                   connector: Any = _CONNECTOR) -> None:
+    _check_topic("cs.publish(topic)", topic, False)
+    await connector.publish(topic, payload, retain)
+
+
+def _literal(value: Any) -> bool:
+    return not isinstance(value, (LazyResult, Marker))
+
+
+def wait(seconds: Any) -> LazyResult:
+    """A task that sleeps ``seconds`` (a number >= 0, or a lazy result of one); its value is ``None``.
+
+    Raises ``ValueError`` for a negative or non-numeric literal at once (a lazy one when it runs).
+    """
+    if _literal(seconds):
+        _check_seconds("cs.wait(seconds)", seconds, False)
+    return _wait(seconds)
+
+
+def recv(topic: Any, timeout: Any = None) -> LazyResult:
+    """A task whose value is the next :class:`~cascade.adapters.connector.Message` on ``topic``.
+
+    ``topic`` is a subscription filter (MQTT ``+``/``#`` wildcards allowed); a retained message on
+    a matching topic is received at once. With ``timeout`` (seconds) and no message in time the
+    value is :data:`TIMED_OUT`. The subscription is made when the task starts and always removed
+    when it ends: on a message, on timeout and on cancellation. Messages published while no
+    ``recv`` is listening are not kept (use ``retain=True`` for state that late listeners need).
+    Raises ``ValueError`` for an empty or malformed topic, or a negative timeout.
+    """
+    if _literal(topic):
+        _check_topic("cs.recv(topic)", topic, True)
+        from ..adapters.connector import validate_filter
+
+        validate_filter(topic)
+    if _literal(timeout):
+        _check_seconds("cs.recv(timeout)", timeout, True)
+    return _recv(topic, timeout) if timeout is not None else _recv(topic)
+
+
+def publish(topic: Any, payload: Any, retain: bool = False) -> LazyResult:
+    """A task that publishes ``payload`` to ``topic`` on the engine's connector; its value is ``None``.
+
+    ``retain=True`` keeps the message for later subscribers (a retained ``None`` clears it). The
+    publisher never waits for subscribers (see the connector's delivery policy). Raises
+    ``ValueError`` for an empty topic or one containing wildcards.
+    """
+    if _literal(topic):
+        _check_topic("cs.publish(topic)", topic, False)
+    return _publish(topic, payload, retain) if retain else _publish(topic, payload)
