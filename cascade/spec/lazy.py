@@ -18,7 +18,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .markers import Marker
-from .policies import CachePolicy, RetryPolicy
+from .policies import CachePolicy, RetryPolicy, check_amount
 
 if TYPE_CHECKING:
     from .task import Task
@@ -146,8 +146,13 @@ class LazyResult(tuple):
         return self._evolve(_AFTER, self.after_deps + tuple(others))
 
     def with_retry(self, max_attempts: int = 3, delay: float = 0.0, backoff: float = 1.0) -> LazyResult:
-        """Retry on exception; ``max_attempts`` is the total number of attempts, the first included."""
-        return self._evolve(_RETRY, RetryPolicy(max_attempts, delay, backoff))
+        """Retry on exception; ``max_attempts`` is the total number of attempts, the first included.
+
+        Raises ``TypeError`` for a non-number (a ``bool`` is not a count here) and ``ValueError`` for
+        ``max_attempts < 1``, a negative, nan or infinite ``delay``/``backoff``, or a last wait that
+        overflows; the message names the task and the argument.
+        """
+        return self._evolve(_RETRY, _retry_policy(self.task.name, max_attempts, delay, backoff))
 
     def with_cache(self, policy: CachePolicy) -> LazyResult:
         """Skip execution when ``policy`` holds a value for (task, all resolved inputs)."""
@@ -156,10 +161,12 @@ class LazyResult(tuple):
         return self._evolve(_CACHE, policy)
 
     def with_constraints(self, **amounts: float) -> LazyResult:
-        """Hold ``amounts`` of the engine's ``system_resources`` while this call runs."""
-        for name, amount in amounts.items():
-            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
-                raise ValueError(f"{self.task.name}.with_constraints({name}=...) needs a number >= 0, got {amount!r}")
+        """Hold ``amounts`` of the engine's ``system_resources`` while this call runs.
+
+        Each amount must be a finite number >= 0: ``TypeError`` for a non-number (``bool``
+        included), ``ValueError`` for nan, infinity or a negative amount, naming task and argument.
+        """
+        _check_constraints(self.task.name, amounts)
         merged = dict(self.constraints)
         merged.update(amounts)
         return self._evolve(_CONSTRAINTS, tuple(sorted(merged.items())))
@@ -205,6 +212,21 @@ class LazyResult(tuple):
 
     def __repr__(self) -> str:
         return f"<LazyResult {self.task.name}>"
+
+
+def _retry_policy(task_name: str, max_attempts: Any, delay: Any, backoff: Any) -> RetryPolicy:
+    try:
+        return RetryPolicy(max_attempts, delay, backoff)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"task {task_name!r}: {exc}") from None
+
+
+def _check_constraints(task_name: str, amounts: Mapping[str, Any]) -> None:
+    for name, amount in amounts.items():
+        try:
+            check_amount(f"with_constraints({name}=...)", amount)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"task {task_name!r}: {exc}") from None
 
 
 def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
@@ -318,7 +340,8 @@ class MappedLazyResult:
         return self._each("after", *others)
 
     def with_retry(self, max_attempts: int = 3, delay: float = 0.0, backoff: float = 1.0) -> MappedLazyResult:
-        """Apply ``with_retry`` to every element call."""
+        """Apply ``with_retry`` to every element call (validated once, also for an empty map)."""
+        _retry_policy(self.task.name, max_attempts, delay, backoff)
         return self._each("with_retry", max_attempts, delay, backoff)
 
     def with_cache(self, policy: CachePolicy) -> MappedLazyResult:
@@ -326,7 +349,8 @@ class MappedLazyResult:
         return self._each("with_cache", policy)
 
     def with_constraints(self, **amounts: float) -> MappedLazyResult:
-        """Apply ``with_constraints`` to every element call."""
+        """Apply ``with_constraints`` to every element call (validated once, also for an empty map)."""
+        _check_constraints(self.task.name, amounts)
         return self._each("with_constraints", **amounts)
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Hashable, Protocol, runtime_checkable
 
 __all__ = ["CachePolicy", "InMemoryCache", "RetryPolicy"]
+
+
+def check_amount(what: str, value: Any) -> None:
+    """``value`` must be a finite real number >= 0 (not a ``bool``); ``what`` names the argument.
+
+    Raises ``TypeError`` for a non-number, ``ValueError`` for nan, infinity or a negative number.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a finite number >= 0, got {type(value).__name__} {value!r}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite or value < 0:
+        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,14 +34,35 @@ class RetryPolicy:
     backoff: float = 1.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ValueError(f"with_retry(max_attempts=...) must be an int >= 1, got {self.max_attempts!r}")
-        if self.delay < 0 or self.backoff < 0:
-            raise ValueError("with_retry(delay=..., backoff=...) must not be negative")
+        """Raises ``TypeError`` for a non-number (``bool`` included), ``ValueError`` out of range.
+
+        ``max_attempts``: an int >= 1; ``delay`` and ``backoff``: finite numbers >= 0 whose longest
+        wait, ``delay * backoff ** (max_attempts - 2)``, is finite too.
+        """
+        n = self.max_attempts
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"with_retry(max_attempts=...) must be an int >= 1, got {type(n).__name__} {n!r}")
+        if n < 1:
+            raise ValueError(f"with_retry(max_attempts=...) must be an int >= 1, got {n!r}")
+        for arg in ("delay", "backoff"):
+            check_amount(f"with_retry({arg}=...)", getattr(self, arg))
+        if self.delay > 0 and n > 2:
+            try:
+                longest = self.delay_before(n)
+            except OverflowError:
+                longest = math.inf
+            if not math.isfinite(longest):
+                raise ValueError(
+                    f"with_retry(delay={self.delay!r}, backoff={self.backoff!r}, max_attempts={n}): "
+                    "the wait before the last attempt is not a finite number of seconds"
+                )
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (2 for the first retry)."""
-        return self.delay * self.backoff ** (attempt - 2)
+        if not self.delay:
+            return 0.0
+        # In floats: int settings must not build a huge int (the constructor bounds the result)
+        return float(self.delay) * float(self.backoff) ** (attempt - 2)
 
 
 @runtime_checkable
