@@ -23,14 +23,19 @@ from .model import (
     Node,
     Workflow,
     body_for,
+    cache_tag,
+    cached_at,
     call_key,
     combine,
     deps_of,
+    key_offset,
+    kw_name,
     literal,
     map_elements,
     resource_value,
     task_key,
     task_name,
+    typed_literal,
 )
 
 CURRENT: contextvars.ContextVar[Recorder] = contextvars.ContextVar("cascade_properties_recorder")
@@ -52,6 +57,7 @@ class Recorder:
         self.flaky: Counter[str] = Counter()
         self.setups: Counter[str] = Counter()
         self.teardowns: Counter[str] = Counter()
+        self.cache: dict[Any, Any] = {}
         self.hang: asyncio.Event | None = None
 
     def record(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> str:
@@ -83,6 +89,24 @@ def make_resources() -> list[cs.Resource]:
     return [rrun, rtask]
 
 
+class _RunCache:
+    """A cache policy whose entries belong to the run using it (the run's :class:`Recorder`), so
+    hot, slow and warm runs of one description each start with an empty cache, as the model does.
+    One object for every description: its identity is part of templates."""
+
+    def get(self, key: Any) -> tuple[bool, Any]:
+        cache = _rec().cache
+        if key in cache:
+            return True, cache[key]
+        return False, None
+
+    def set(self, key: Any, value: Any) -> None:
+        _rec().cache[key] = value
+
+
+RUN_CACHE = _RunCache()
+
+
 def make_engine(hot: bool, **options: Any) -> cs.Engine:
     return cs.Engine(hot_plans=hot, system_resources=dict(CAPACITY_FOR_ENGINE), resources=make_resources(),
                      **options)
@@ -107,12 +131,30 @@ def _plain(name: str, kind: str, node: Node) -> Any:
         def fn(lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
             _rec().record(name, (lit, *inputs))
             return combine(lit, inputs) % 3 == 0
+    elif kind == "spred":  # a condition that suspends: runs interleave while it is decided
+        async def fn(lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
+            _rec().record(name, (lit, *inputs))
+            await asyncio.sleep(0)
+            return combine(lit, inputs) % 3 == 0
     elif kind == "select":
         modulus = node.modulus
 
-        def fn(lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
-            _rec().record(name, (lit, *inputs))
-            return combine(lit, inputs) % modulus
+        def fn(lit: int, *inputs: Any, **off: int) -> Any:  # type: ignore[misc]
+            _rec().record(name, (lit, *inputs), off)
+            return combine(lit, inputs) % modulus + off.get("off", 0)
+    elif kind == "kw":
+        def fn(lit: int, *rest: Any, a: Any = _UNSET, b: Any = _UNSET) -> Any:  # type: ignore[misc]
+            kw = {"a": a} if b is _UNSET else {"b": b}
+            _rec().record(name, (lit, *rest), kw)
+            return combine(lit, [*kw.values(), *rest])
+    elif kind == "cached":
+        def fn(lit: int, *inputs: Any, tag: Any) -> Any:  # type: ignore[misc]
+            _rec().record(name, (lit, *inputs), {"tag": tag})
+            return combine(lit, inputs)
+    elif kind == "pure" and node.tsel >= 0:
+        def fn(lit: int, typed: Any, *inputs: Any) -> Any:  # type: ignore[misc]
+            _rec().record(name, (lit, typed, *inputs))
+            return combine(lit, inputs)
     elif kind == "raise":
         trigger = node.trigger
 
@@ -140,6 +182,9 @@ def _plain(name: str, kind: str, node: Node) -> Any:
             _rec().record(name, (lit, *inputs))
             return combine(lit, inputs)
     return fn
+
+
+_UNSET = object()
 
 
 def _resource_fn(name: str, res: str, via_arg: bool) -> Any:
@@ -239,6 +284,9 @@ class Built:
         self.registry.tasks[key] = t
         return t
 
+    def wf_body(self, scope: str, loop: int, n: int) -> Any:
+        return body_for(self.wf, scope, loop, n)[1]
+
     def target(self) -> Any:
         return self.iteration("L", 0, self.wf.start)
 
@@ -279,13 +327,25 @@ class Built:
         elif kind == "root":
             lr = t(n, lit, *ins)
         elif kind == "router":
+            off = key_offset(self.wf_body(scope, loop, n).nodes[nd.selector], n)
             keys = list(range(len(nd.routes)))
             if rnd is not None:
                 rnd.shuffle(keys)
-            router = cs.Router(objs[nd.selector], {k: objs[nd.routes[k]] for k in keys})
+            router = cs.Router(objs[nd.selector], {k + off: objs[nd.routes[k]] for k in keys})
             lr = t(lit, router, *ins)
         elif kind == "resource" and nd.via_arg:
             lr = t(lit, cs.inject(nd.res), *ins)
+        elif kind == "select" and nd.koff:
+            lr = t(lit, *ins, off=n % 2)
+        elif kind == "pure" and nd.tsel >= 0:
+            lr = t(lit, typed_literal(nd, n), *ins)
+        elif kind == "kw":
+            x, rest = (ins[0], ins[1:]) if ins else (lit, [])
+            lr = t(lit, *rest, **{kw_name(n): x})
+        elif kind == "cached":
+            lr = t(lit, *ins, tag=cache_tag(nd, n))
+            if cached_at(nd, n):
+                lr = lr.with_cache(RUN_CACHE)
         else:
             lr = t(lit, *ins)
         if kind == "flaky":

@@ -28,10 +28,31 @@ from typing import Any
 
 KINDS = (
     "sync", "async", "suspend", "pure", "pred", "select", "raise", "flaky", "router", "map",
-    "resource", "constrained", "sub",
+    "resource", "constrained", "sub", "spred", "cached", "kw",
 )
 RUN_RESOURCE, TASK_RESOURCE = "rrun", "rtask"
 CAPACITY = {"slots": 2}
+
+# Literals that look alike but are different values (or equal values of different types): a pure or
+# cached call receives one of them, chosen per iteration, so merging and cache keys must tell them
+# apart by type and value. The NaN is one shared object (as a user's constant would be).
+NAN = float("nan")
+TYPED: tuple[Any, ...] = (1, True, 1.0, "1", b"1", 0, False, 0.0, -0.0, "", b"", (1,), [1], (), [],
+                          None, {"a": 1}, {"a": True}, NAN, 10**30, float(10**30))
+CACHE_TYPED: tuple[Any, ...] = tuple(v for v in TYPED if v is not NAN)  # NaN never equals itself
+
+
+def canon(value: Any) -> Any:
+    """Type-exact canonical form of a literal: equal exactly when two literals are the same value of
+    the same type (``1``, ``True`` and ``1.0`` differ; ``0.0`` and ``-0.0`` differ; NaN equals NaN)."""
+    t = type(value)
+    if t is float:
+        return ("float", value.hex())
+    if t in (list, tuple):
+        return (t.__name__, tuple(canon(v) for v in value))
+    if t is dict:
+        return ("dict", tuple(sorted((canon(k), canon(v)) for k, v in value.items())))
+    return (t.__name__, value)
 
 
 def _compact_repr(self: Any) -> str:
@@ -59,7 +80,7 @@ class Node:
     attempts: int = 1  # ... with with_retry(max_attempts=attempts)
     modulus: int = 1  # select: value % modulus
     selector: int = 0  # router
-    routes: tuple[int, ...] = ()  # router: route i has key i
+    routes: tuple[int, ...] = ()  # router: route i has key i (+ the selector's key offset)
     map_lits: tuple[int, ...] = ()  # map: literal elements (each + step * n)
     map_extra: int = 0  # map: n % map_extra extra literal elements (shape changes with n)
     pure_task: int = 0  # pure: which shared pure task
@@ -69,6 +90,9 @@ class Node:
     amount: int = 1
     sub: int = 0  # sub: which sub-loop; it starts at literal % 3
     mode: str = "sync"  # root only: sync, async or suspend
+    tsel: int = -1  # pure, cached: >= 0 adds a typed literal argument (see ``typed_literal``)
+    koff: bool = False  # select: its values, and the keys of Routers using it, shift by n % 2
+    cache_mod: int = 1  # cached: with_cache(...) only when n % cache_mod == 0 (policy varies by iteration)
 
     __repr__ = _compact_repr
 
@@ -130,6 +154,29 @@ def combine(lit: int, inputs: Any) -> int:
 
 def literal(node: Node, n: int) -> int:
     return node.lit + node.step * n
+
+
+def typed_literal(node: Node, n: int, pool: tuple[Any, ...] = TYPED) -> Any:
+    return pool[(node.lit + node.step * n + node.tsel) % len(pool)]
+
+
+def cache_tag(node: Node, n: int) -> Any:
+    """The cached call's keyword argument: a nested literal that changes with the iteration even
+    when the positional literal does not (``step == 0``), through look-alikes (1, True, 1.0 ...)."""
+    return ("v", (CACHE_TYPED[(node.tsel + n) % len(CACHE_TYPED)],))
+
+
+def cached_at(node: Node, n: int) -> bool:
+    return n % node.cache_mod == 0
+
+
+def kw_name(n: int) -> str:
+    """The keyword a ``kw`` node passes its first input (or literal) under, alternating by iteration."""
+    return "a" if n % 2 == 0 else "b"
+
+
+def key_offset(sel: Node, n: int) -> int:
+    return n % 2 if sel.kind == "select" and sel.koff else 0
 
 
 def map_elements(node: Node, n: int) -> list[Any]:
@@ -243,17 +290,34 @@ class IterGraph:
         else:
             core = (self.keys[i], literal(nd, n), tuple(sids[j] for j in nd.inputs))
             if nd.kind == "router":
-                core += (("router", sids[nd.selector], tuple(sids[r] for r in nd.routes)),)
+                off = key_offset(self.body.nodes[nd.selector], n)
+                core += (("router", sids[nd.selector], tuple((k + off, sids[r]) for k, r in enumerate(nd.routes))),)
             if nd.kind == "root":
                 core += (n,)
+            core += self._extra_args(nd, template=False)
         pol = (
             sids[nd.cond] if nd.cond is not None else None,
             tuple(sids[j] for j in nd.after),
             sids[nd.seq] if nd.seq is not None else None,
             nd.attempts if nd.kind == "flaky" else None,
             (nd.cname, nd.amount) if nd.kind == "constrained" else None,
+            nd.kind == "cached" and cached_at(nd, n),
         )
         return (core, pol)
+
+    def _extra_args(self, nd: Node, template: bool) -> tuple[Any, ...]:
+        """Label parts of the literal arguments beyond ``lit``: typed literals, cache tags, keywords."""
+        n = self.n
+        out: tuple[Any, ...] = ()
+        if nd.kind == "pure" and nd.tsel >= 0:
+            out += ("L" if template else canon(typed_literal(nd, n)),)
+        if nd.kind == "cached":
+            out += (("tag", "L" if template else canon(cache_tag(nd, n))),)
+        if nd.kind == "kw":
+            out += (("kw", kw_name(n)),)
+        if nd.kind == "select" and nd.koff:
+            out += (("off", "L" if template else n % 2),)
+        return out
 
     def _policies(self, g: GNode, nd: Node) -> None:
         if nd.cond is not None:
@@ -270,7 +334,8 @@ class IterGraph:
         lit = literal(nd, n)
         pol = (nd.cond is not None, len(nd.after), nd.seq is not None,
                nd.attempts if nd.kind == "flaky" else None,
-               (nd.cname, nd.amount) if nd.kind == "constrained" else None)
+               (nd.cname, nd.amount) if nd.kind == "constrained" else None,
+               nd.kind == "cached" and cached_at(nd, n))
         if nd.kind == "map":
             m = GNode(("m", i), "map", name, i, label=("map", key), tlabel=("map", key))
             for j, e in enumerate(map_elements(nd, n)):
@@ -292,9 +357,11 @@ class IterGraph:
         args: list[Any] = [n, lit] if nd.kind == "root" else [lit]
         targs: list[Any] = ["L", "L"] if nd.kind == "root" else ["L"]
         if nd.kind == "router":
+            off = key_offset(self.body.nodes[nd.selector], n)
             r = GNode(("r", i), "router", "Router", i, selector=self.ref(nd.selector),
                       routes=[self.ref(j) for j in nd.routes])
-            r.label = r.tlabel = ("router", tuple(range(len(nd.routes))))
+            r.extra = {"keys": tuple(k + off for k in range(len(nd.routes)))}
+            r.label = r.tlabel = ("router", r.extra["keys"])
             self.gnodes[r.gid] = r
             g.data.append(r.gid)
             args.append("dep")
@@ -302,9 +369,14 @@ class IterGraph:
         if nd.kind == "resource" and nd.via_arg:
             args.append(("inject", nd.res))
             targs.append(("inject", nd.res))
-        g.data += [self.ref(j) for j in nd.inputs]
+        if nd.kind == "kw" and nd.inputs:  # positional inputs first, then the keyword one
+            g.data += [self.ref(j) for j in nd.inputs[1:]] + [self.ref(nd.inputs[0])]
+        else:
+            g.data += [self.ref(j) for j in nd.inputs]
         args += ["dep"] * len(nd.inputs)
         targs += ["dep"] * len(nd.inputs)
+        args += list(self._extra_args(nd, template=False))
+        targs += list(self._extra_args(nd, template=True))
         self._policies(g, nd)
         g.label = ("call", key, tuple(args), pol)
         g.tlabel = ("call", key, tuple(targs), pol)
@@ -388,6 +460,7 @@ class _Run:
         self.calls: Counter[str] = Counter()
         self.skips: Counter[tuple[int, str, str]] = Counter()
         self.flaky: Counter[str] = Counter()
+        self.cache: dict[Any, Any] = {}  # the run's cache: type-exact key -> value
         self.setups: Counter[str] = Counter()
         self.templates: list[Any] = []
         self.graphs: dict[tuple[str, int, int], IterGraph] = {}
@@ -490,12 +563,12 @@ class _Run:
                 elif node.kind == "router":
                     key = values[node.selector]
                     try:
-                        r = dict(enumerate(node.routes)).get(key, None)
+                        r = dict(zip(node.extra["keys"], node.routes)).get(key, None)
                     except TypeError:
                         r = None
                     if r is None:
                         consumer = g.names[node.desc]
-                        keys = ", ".join(repr(k) for k in range(len(node.routes)))
+                        keys = ", ".join(repr(k) for k in node.extra["keys"])
                         excs.add(("RouteError", f"Router selector returned {key!r}, which has no route "
                                                 f"(routes: {keys}; used by {consumer})"))
                         state[gid] = FAILED
@@ -556,6 +629,23 @@ class _Run:
             else:
                 args = (lit, *ins)
                 kwargs = {"res": resource_value(nd.res)}
+        elif nd.kind == "pure" and nd.tsel >= 0:
+            args = (lit, typed_literal(nd, n), *ins)
+        elif nd.kind == "select" and nd.koff:
+            args, kwargs = (lit, *ins), {"off": key_offset(nd, n)}
+        elif nd.kind == "kw":
+            x, rest = (ins[-1], ins[:-1]) if ins else (lit, [])
+            args, kwargs = (lit, *rest), {kw_name(n): x}
+            ins = [x, *rest]
+        elif nd.kind == "cached":
+            args, kwargs = (lit, *ins), {"tag": cache_tag(nd, n)}
+            if cached_at(nd, n):
+                ckey = (name, canon(list(args)), canon(kwargs))
+                if ckey in self.cache:
+                    return self.cache[ckey]
+                self.calls[call_key(name, args, kwargs)] += 1
+                value = self.cache[ckey] = combine(lit, ins)
+                return value
         else:
             args = (lit, *ins)
         key = call_key(name, args, kwargs)
@@ -578,10 +668,10 @@ class _Run:
             if g.scope == "L":
                 return TailCall("L", (g.loop + 1) % len(self.wf.loops), n - 1)
             return TailCall("S", g.loop, n - 1)
-        if kind == "pred":
+        if kind in ("pred", "spred"):
             return combine(lit, ins) % 3 == 0
         if kind == "select":
-            return combine(lit, ins) % nd.modulus
+            return combine(lit, ins) % nd.modulus + key_offset(nd, n)
         if kind == "raise" and lit == nd.trigger:
             raise ModelFailure({("ValueError", f"{name} raised at {lit}")})
         if kind == "sub":

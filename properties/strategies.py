@@ -6,14 +6,15 @@ literals), so shrinking heads for the smallest workflow that still shows a diffe
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from hypothesis import strategies as st
 
-from .model import KINDS, RUN_RESOURCE, TASK_RESOURCE, Body, Loop, Node, Workflow
+from .model import KINDS, RUN_RESOURCE, TASK_RESOURCE, TYPED, Body, Loop, Node, Workflow
 
 MAX_BODY = 6
-FLOW_KINDS = ("sync", "pred", "select", "router", "map", "pure", "suspend")
+FLOW_KINDS = ("sync", "pred", "select", "router", "map", "pure", "suspend", "spred", "kw", "cached")
 
 
 def chance(draw: Any, k: int) -> bool:
@@ -37,8 +38,11 @@ def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub
     fields: dict[str, Any] = {}
     if kind == "pure" and draw(st.booleans()):
         twins = [p for p in prev if p.kind == "pure"]
-        if twins:  # an equal pure call: it must merge with its twin
-            return draw(st.sampled_from(twins))
+        if twins:  # an equal pure call: it must merge with its twin ...
+            twin = draw(st.sampled_from(twins))
+            if twin.tsel >= 0 and chance(draw, 2):  # ... or a look-alike (1 vs True vs 1.0): it must not
+                return dataclasses.replace(twin, tsel=twin.tsel + draw(st.integers(1, 2)))
+            return twin
     if kind == "raise":
         fields["trigger"] = lit + step * draw(st.integers(0, 8)) + (draw(st.integers(0, 1)) if step == 0 else 0)
     elif kind == "flaky":
@@ -46,6 +50,7 @@ def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub
         fields["attempts"] = draw(st.integers(1, 3)) if chance(draw, 4) else fields["fails"] + 1
     elif kind == "select":
         fields["modulus"] = draw(st.integers(1, 3))
+        fields["koff"] = chance(draw, 3)  # its Routers' keys change with the iteration
     elif kind == "router":
         selects = [j for j, p in enumerate(prev) if p.kind == "select"]
         sel = draw(st.sampled_from(selects) if not chance(draw, 6) else idx)
@@ -59,10 +64,19 @@ def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub
             routes.append(draw(st.sampled_from(gated)))
         fields["routes"] = tuple(routes)
     elif kind == "map":
-        fields["map_lits"] = tuple(draw(st.lists(st.integers(0, 9), min_size=0 if inputs else 1, max_size=2)))
         fields["map_extra"] = draw(st.sampled_from((0, 2, 3)))
+        # with extra elements, a map may be empty in some iterations (n % map_extra == 0)
+        low = 0 if inputs or fields["map_extra"] else 1
+        fields["map_lits"] = tuple(draw(st.lists(st.integers(0, 9), min_size=low, max_size=2)))
     elif kind == "pure":
         fields["pure_task"] = draw(st.integers(0, 1))
+        if chance(draw, 2):
+            fields["tsel"] = draw(st.integers(0, len(TYPED) - 1))
+    elif kind == "cached":
+        fields["tsel"] = draw(st.integers(0, len(TYPED) - 1))
+        if draw(st.booleans()):  # the same positional literal every iteration: only the tag varies
+            step = 0
+        fields["cache_mod"] = draw(st.sampled_from((1, 2)))
     elif kind == "resource":
         fields["res"] = draw(st.sampled_from((RUN_RESOURCE, TASK_RESOURCE)))
         fields["via_arg"] = draw(st.booleans())
@@ -73,7 +87,7 @@ def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub
         fields["sub"] = draw(st.integers(0, n_subs - 1))
     cond = after = seq = None
     if i and extras:
-        preds = [j for j, p in enumerate(prev) if p.kind == "pred"]
+        preds = [j for j, p in enumerate(prev) if p.kind in ("pred", "spred")]
         if chance(draw, cond_odds):
             cond = draw(st.sampled_from(preds) if preds and not chance(draw, 4) else idx)
         if chance(draw, 5):

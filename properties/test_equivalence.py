@@ -171,7 +171,15 @@ BUG_HOT_EVENT_ORDER_WITH_ROUTER = Workflow(loops=(Loop(bodies=(Body(nodes=(
     Node(kind="root", after=(4, 0, 2)))),)),), start=5)
 
 
+# Engine bug (issue 17): cache keys compared inputs with ``==``, so a cached call's keyword argument
+# ("v", (1,)) and ("v", (True,)) in successive iterations shared one entry; the model keys by type.
+BUG_CACHE_KEY_MERGES_LOOKALIKES = Workflow(loops=(Loop(bodies=(Body(nodes=(
+    Node(kind="cached", lit=0, step=0, tsel=0),
+    Node(kind="root", inputs=(0,)))),)),), start=4)
+
+
 @ci_settings(EXAMPLES)
+@example(BUG_CACHE_KEY_MERGES_LOOKALIKES)
 @example(BUG_HOT_EVENT_ORDER_WITH_ROUTER)
 @example(BUG_ROUTER_SKIPPED_BY_UNPICKED_ROUTE)
 @example(BUG_SUSPENDED_STEP_NEVER_CLOSED)
