@@ -119,6 +119,22 @@ def pybench(session: nox.Session) -> None:
                 "-o", "python_functions=bench_*", "--benchmark-only", *session.posargs)
 
 
+def _mutant_globs(args: list[str]) -> list[str]:
+    """mutmut mutant-name globs for posargs: a file ``cascade/x/y.py`` becomes ``cascade.x.y.*``."""
+    return [a[:-3].replace("/", ".") + ".*" if a.endswith(".py") else a for a in args]
+
+
+@nox.session(default=False)
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of cascade/runtime and cascade/graph (posargs: files or mutant names); docs/mutation.md."""
+    _install(session, "test", "properties")
+    session.install("mutmut==3.8.1")
+    globs = _mutant_globs(list(session.posargs))
+    env = {"HYPOTHESIS_PROFILE": "mutation"}
+    session.run("mutmut", "run", "--max-children", os.environ.get("MUTATION_JOBS", "2"), *globs, env=env)
+    session.run("python", "tools/mutation_score.py", *globs, env=env)
+
+
 @nox.session(default=False)
 def gate(session: nox.Session) -> None:
     """Fail when HEAD is slower than a base revision (posarg, default origin/main) on the gated loops."""

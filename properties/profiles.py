@@ -1,9 +1,11 @@
-"""Hypothesis profiles (``ci``, ``dev``, ``nightly``), chosen by env ``HYPOTHESIS_PROFILE`` (default ``ci``).
+"""Hypothesis profiles (``ci``, ``dev``, ``nightly``, ``mutation``), chosen by env ``HYPOTHESIS_PROFILE`` (default ``ci``).
 
 - ``ci``: derandomized (same examples every run), bounded example counts so that
   ``python -m pytest properties`` finishes in a few minutes on two cores.
 - ``dev``: random, few examples, for quick local iterations.
 - ``nightly``: random, many more examples; the ``nightly`` flat-memory property runs too.
+- ``mutation``: derandomized, a tenth of the ci examples, no shrinking; run once per mutant by
+  ``nox -s mutation`` (docs/mutation.md).
 
 Each property asks :func:`budget` for its own example count under the active profile.
 """
@@ -15,8 +17,8 @@ import os
 from hypothesis import HealthCheck, Phase, settings
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-if PROFILE not in ("ci", "dev", "nightly"):
-    raise RuntimeError(f"HYPOTHESIS_PROFILE must be ci, dev or nightly, got {PROFILE!r}")
+if PROFILE not in ("ci", "dev", "nightly", "mutation"):
+    raise RuntimeError(f"HYPOTHESIS_PROFILE must be ci, dev, nightly or mutation, got {PROFILE!r}")
 
 _common = dict(
     deadline=None,
@@ -26,9 +28,14 @@ _common = dict(
 settings.register_profile("ci", derandomize=True, max_examples=100, print_blob=True, **_common)
 settings.register_profile("dev", max_examples=25, **_common)
 settings.register_profile("nightly", max_examples=2000, print_blob=True, **_common)
+# ``mutation``: the fast, derandomized profile ``nox -s mutation`` runs once per mutant (no shrinking:
+# a mutant only needs one failing example to be killed). See docs/mutation.md.
+settings.register_profile("mutation", derandomize=True, database=None, deadline=None,
+                          phases=(Phase.explicit, Phase.generate),
+                          suppress_health_check=_common["suppress_health_check"])
 settings.load_profile(PROFILE)
 
-_SCALE = {"ci": 1.0, "dev": 0.25, "nightly": 20.0}
+_SCALE = {"ci": 1.0, "dev": 0.25, "nightly": 20.0, "mutation": 0.1}
 
 
 def budget(ci: int) -> int:
