@@ -1,0 +1,156 @@
+"""cs.wait / cs.recv / cs.publish on the engine's connector, on hot plans like any other task."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import cascade as cs
+
+
+@cs.task
+def payload_of(message):
+    return message if message is cs.TIMED_OUT else message.payload
+
+
+@cs.task
+def listener(topic, n, got=()):
+    """Receives ``n`` messages on ``topic``, one per tail-call iteration."""
+    if len(got) == n:
+        return list(got)
+    return collect(topic, n, got, cs.recv(topic))
+
+
+@cs.task
+def collect(topic, n, got, message):
+    return listener(topic, n, got + (message.payload,))
+
+
+async def until(predicate):
+    for _ in range(1000):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never became true")
+
+
+class CountingConnector(cs.InMemoryConnector):
+    """Counts subscribe calls, so a test knows when the *next* recv listens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.subscribes = 0
+
+    async def subscribe(self, topic, handler, *, max_pending=None):
+        self.subscribes += 1
+        return await super().subscribe(topic, handler, max_pending=max_pending)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("hot", [True, False], ids=["hot", "slow"])
+async def test_recv_gets_what_another_run_publishes_and_runs_hot(hot):
+    conn = CountingConnector()
+    engine = cs.Engine(connector=conn, hot_plans=hot)
+    listening = asyncio.ensure_future(engine.run(listener("inbox", 5)))
+    for i in range(5):
+        await until(lambda: conn.subscribes == i + 1)  # noqa: B023 (awaited in this iteration)
+        await engine.run(cs.publish("inbox", i))
+    assert await listening == [0, 1, 2, 3, 4]
+    assert conn.subscription_count == 0
+    if hot:
+        # 11 iterations: listener(2 args), then [collect(recv), listener(3 args)] x 5; three
+        # templates compile once, the other 8 iterations hit; plus 4 of the 5 publish runs.
+        assert engine.stats.hot_plan_hits == 8 + 4
+        assert engine.stats.hot_plan_misses == 3 + 1
+
+
+@pytest.mark.asyncio
+async def test_recv_timeout_returns_the_sentinel_and_unsubscribes(any_engine):
+    value = await any_engine.run(payload_of(cs.recv("nobody/talks", timeout=0.001)))
+    assert value is cs.TIMED_OUT
+    assert not cs.TIMED_OUT and repr(cs.TIMED_OUT) == "cs.TIMED_OUT"
+    assert any_engine.connector.subscription_count == 0
+
+
+@pytest.mark.asyncio
+async def test_recv_unsubscribes_when_its_run_is_cancelled(engine):
+    run = asyncio.ensure_future(engine.run(payload_of(cs.recv("t"))))
+    await until(lambda: engine.connector.subscription_count == 1)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert engine.connector.subscription_count == 0
+
+
+@pytest.mark.asyncio
+async def test_recv_with_a_wildcard_and_a_retained_message(engine):
+    await engine.run(cs.publish("sensors/1/temp", 21.5, retain=True))
+    message = await engine.run(cs.recv("sensors/+/temp"))
+    assert message == cs.Message("sensors/1/temp", 21.5, True)
+    assert engine.connector.subscription_count == 0
+
+
+@pytest.mark.asyncio
+async def test_recv_takes_one_message_even_when_several_arrive_at_once(engine):
+    run = asyncio.ensure_future(engine.run(payload_of(cs.recv("t"))))
+    await until(lambda: engine.connector.subscription_count == 1)
+    await engine.connector.publish("t", "first")
+    await engine.connector.publish("t", "second")
+    assert await run == "first"
+    assert engine.connector.subscription_count == 0
+
+
+@pytest.mark.asyncio
+async def test_two_engines_do_not_hear_each_other():
+    a, b = cs.Engine(), cs.Engine()
+    on_b = asyncio.ensure_future(b.run(payload_of(cs.recv("t", timeout=0.02))))
+    await until(lambda: b.connector.subscription_count == 1)
+    await a.run(cs.publish("t", "for a only"))
+    assert await on_b is cs.TIMED_OUT
+
+
+@pytest.mark.asyncio
+async def test_a_given_connector_is_the_one_messaging_tasks_use():
+    conn = cs.InMemoryConnector()
+    engine = cs.Engine(connector=conn)
+    seen: list[cs.Message] = []
+    await conn.subscribe("out", seen.append)
+    await engine.run(cs.publish("out", {"k": 1}))
+    assert seen == [cs.Message("out", {"k": 1}, False)]
+
+
+@cs.task
+def ticker(n, _waited=None):
+    return n if n == 0 else ticker(n - 1, cs.wait(0))
+
+
+@pytest.mark.asyncio
+async def test_wait_loop_runs_on_a_hot_plan(engine):
+    assert await engine.run(ticker(20)) == 0
+    assert engine.stats.hot_plan_hits >= 18
+    assert engine.stats.plan_solves <= 2
+
+
+def test_bad_arguments_fail_when_the_call_is_made():
+    with pytest.raises(ValueError, match=r"cs.publish\(topic\)"):
+        cs.publish("a/+", 1)
+    with pytest.raises(ValueError, match=r"cs.recv\(topic\)"):
+        cs.recv("")
+    with pytest.raises(ValueError, match="wildcard"):
+        cs.recv("a/b#")
+    with pytest.raises(ValueError, match=r"cs.recv\(timeout\)"):
+        cs.recv("t", timeout=-1)
+    with pytest.raises(ValueError, match=r"cs.wait\(seconds\)"):
+        cs.wait("soon")
+
+
+@cs.task
+def minus_one():
+    return -1
+
+
+@pytest.mark.asyncio
+async def test_a_bad_lazy_argument_fails_the_run_naming_the_task(engine):
+    with pytest.raises(ValueError, match=r"cs.wait\(seconds\)"):
+        await engine.run(cs.wait(minus_one()))
