@@ -9,12 +9,19 @@ from .adapters.connector import Connector as Connector
 from .adapters.connector import InMemoryConnector as InMemoryConnector
 from .adapters.connector import Message as Message
 from .adapters.connector import Subscription as Subscription
+from .adapters.file_cache import FileCache as FileCache
+from .adapters.redis_cache import RedisCache as RedisCache
+from .adapters.redis_state import RedisStateBackend as RedisStateBackend
+from .adapters.serialization import Serializer as Serializer
+from .adapters.serialization import Unserialisable as Unserialisable
 from .errors import CascadeError as CascadeError
+from .errors import CorruptEntryError as CorruptEntryError
 from .errors import CycleError as CycleError
 from .errors import DependencyMissingError as DependencyMissingError
 from .errors import ParamError as ParamError
 from .errors import ResourceError as ResourceError
 from .errors import RouteError as RouteError
+from .errors import StoreError as StoreError
 from .graph.build import build_graph as build_graph
 from .graph.model import Graph as Graph
 from .graph.plan import ExecutionPlan as ExecutionPlan
@@ -24,6 +31,7 @@ from .graph.render import visualize as visualize
 from .runtime.constraints import ConstraintManager as ConstraintManager
 from .runtime.engine import Engine as Engine
 from .runtime.engine import run as run
+from .runtime.events import CacheBypassed as CacheBypassed
 from .runtime.events import Event as Event
 from .runtime.events import MessageBus as MessageBus
 from .runtime.events import ResourceAcquired as ResourceAcquired
@@ -62,6 +70,8 @@ from .spec.task import task as task
 __version__ = "0.1.0"
 
 __all__ = [
+    "CacheBypassed", "CorruptEntryError", "FileCache", "RedisCache", "RedisStateBackend", "Serializer",
+    "StoreError", "Unserialisable",
     "CachePolicy", "CascadeError", "ConstraintManager", "CycleError", "DependencyMissingError",
     "Engine", "EngineStats", "Env", "Event", "ExecutionPlan", "Graph", "InMemoryCache",
     "InMemoryStateBackend", "LazyResult", "MappedLazyResult", "MessageBus", "NativeSolver",

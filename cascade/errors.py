@@ -4,11 +4,13 @@ from __future__ import annotations
 
 __all__ = [
     "CascadeError",
+    "CorruptEntryError",
     "CycleError",
     "DependencyMissingError",
     "ParamError",
     "ResourceError",
     "RouteError",
+    "StoreError",
 ]
 
 
@@ -44,3 +46,16 @@ class RouteError(CascadeError, ValueError):
 
 class CycleError(CascadeError, ValueError):
     """The graph has a cycle, so it has no topological order."""
+
+
+class StoreError(CascadeError):
+    """A store outside the process (a file or Redis cache, a Redis state backend) failed or refused.
+
+    A state backend raising it fails the run; a cache raising it degrades to a miss
+    (``cs.CacheBypassed`` event). See docs/stores.md.
+    """
+
+
+class CorruptEntryError(StoreError):
+    """A stored entry failed its integrity check (truncated, tampered, unknown format, wrong key):
+    it is rejected, never decoded further, and the lookup counts as a miss."""

@@ -171,10 +171,22 @@ class Engine:
             finally:
                 try:
                     if self.state_backend is not None:
-                        self.state_backend.clear(run_id)
+                        self._clear_state(run_id, failure)
                 finally:
                     if self.bus.active:
                         self.bus.publish(RunFinished(run_id, status, error))
+
+    def _clear_state(self, run_id: str, failure: BaseException | None) -> None:
+        """Drop the run's state. A backend that cannot fails a run that succeeded; after a failed
+        run the run's own exception stays the one raised, with this one as a note (a store's TTL
+        collects what is left, docs/stores.md)."""
+        assert self.state_backend is not None
+        try:
+            self.state_backend.clear(run_id)
+        except Exception as exc:
+            if failure is None:
+                raise
+            failure.add_note(f"the state backend could not clear run {run_id}: {exc!r}")
 
     async def _evaluate(self, target: Any, ctx: RunContext) -> Any:
         """The tail-call loop of one run (also used for a lazy result returned by a non-target node)."""

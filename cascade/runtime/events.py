@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 __all__ = [
-    "Event", "MessageBus", "ResourceAcquired", "ResourceReleased", "RunFinished", "RunStarted",
+    "CacheBypassed", "Event", "MessageBus", "ResourceAcquired", "ResourceReleased", "RunFinished", "RunStarted",
     "StaticAnalysisWarning", "TaskBlocked", "TaskExecutionFinished", "TaskExecutionStarted",
     "TaskRetrying", "TaskSkipped",
 ]
@@ -73,6 +73,20 @@ class TaskRetrying(_NodeEvent):
 @dataclass(frozen=True, slots=True)
 class TaskBlocked(_NodeEvent):
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheBypassed(_NodeEvent):
+    """A ``with_cache`` call went on without its cache.
+
+    ``reason``: ``"unkeyable"`` (an input has no exact key: the call runs and is not stored),
+    ``"get-failed"`` (the backend could not answer: a miss), ``"rejected"`` (the stored entry
+    failed its integrity check: a miss), ``"set-failed"`` (the value could not be stored, e.g. not
+    serialisable or the store is down: the result is returned anyway). ``error`` says why.
+    """
+
+    reason: str = ""
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,9 @@ from typing import TYPE_CHECKING, Any
 from ..errors import RouteError
 from ..spec.lazy import ARGS, KWARGS, LazyResult, MappedLazyResult, Router
 from ..spec.markers import Env, Inject, Param
+from .caching import cache_get, cache_set, step_cache_key
 from .events import (
+    CacheBypassed,
     ResourceAcquired,
     ResourceReleased,
     TaskBlocked,
@@ -543,7 +545,12 @@ class Scheduler:
         self.values[p] = value
         self.state[p] = DONE
         if self.ctx.state is not None:
-            self.ctx.state.put_result(self.ctx.run_id, (self.iteration, p), value)
+            # A state backend that fails fails the run (docs/stores.md): nothing downstream starts.
+            try:
+                self.ctx.state.put_result(self.ctx.run_id, (self.iteration, p), value)
+            except Exception as exc:
+                self._fail(exc)
+                return
         self._release(p)
 
     def _skip(self, p: int, reason: str) -> None:
@@ -552,7 +559,11 @@ class Scheduler:
         if self.bus is not None:
             self.bus.publish(TaskSkipped(self.ctx.run_id, self.steps[p].name, p, self.iteration, reason))
         if self.ctx.state is not None:
-            self.ctx.state.put_skip(self.ctx.run_id, (self.iteration, p), reason)
+            try:
+                self.ctx.state.put_skip(self.ctx.run_id, (self.iteration, p), reason)
+            except Exception as exc:
+                self._fail(exc)
+                return
         self._release(p)
 
     def _release(self, p: int) -> None:
@@ -616,6 +627,10 @@ class Scheduler:
             stack.extend(self.steps[q].inputs)
 
     # -- one call, with every policy it uses ------------------------------------------------------
+    def _bypassed(self, p: int, st: Step, reason: str, why: str) -> None:
+        if self.bus is not None:
+            self.bus.publish(CacheBypassed(self.ctx.run_id, st.name, p, self.iteration, reason, why))
+
     def _emit_finished(self, p: int, st: Step, status: str, exc: BaseException | None) -> None:
         if self.bus is not None:
             self.bus.publish(TaskExecutionFinished(
@@ -658,16 +673,23 @@ class Scheduler:
                             bus.publish(ResourceAcquired(run_id, name, "task"))
                 args, kwargs = resolve_args(st, obj, self.values, ctx, task_res)
                 key = None
-                if st.cached:
-                    key = _cache_key(st, args, kwargs)
-                    hit, value = obj.cache.get(key)
-                    if hit:
-                        if bus is not None:
-                            bus.publish(TaskExecutionFinished(run_id, st.name, p, it, "Cached"))
-                        return value
+                if st.cached:  # a cache never fails the run: see runtime/caching.py
+                    key, why = step_cache_key(st, args, kwargs)
+                    if key is None:
+                        self._bypassed(p, st, "unkeyable", why)
+                    else:
+                        hit, value, reason, why = await cache_get(obj.cache, key, st.name)
+                        if hit:
+                            if bus is not None:
+                                bus.publish(TaskExecutionFinished(run_id, st.name, p, it, "Cached"))
+                            return value
+                        if reason:
+                            self._bypassed(p, st, reason, why)
                 value = await self._attempts(p, st, args, kwargs)
                 if key is not None:
-                    obj.cache.set(key, value)
+                    why = await cache_set(obj.cache, key, value, st.name)
+                    if why:
+                        self._bypassed(p, st, "set-failed", why)
                 return value
             finally:
                 while opened:
@@ -716,14 +738,3 @@ class Scheduler:
             self._emit_finished(p, st, "Succeeded", None)
             return v
 
-
-def _cache_key(st: Step, args: Any, kwargs: dict[str, Any]) -> Any:
-    """(task, every resolved input): hashable when the inputs are, else their canonical text."""
-    key = (st.task.fingerprint, tuple(args), tuple(sorted(kwargs.items())))
-    try:
-        hash(key)
-        return key
-    except TypeError:
-        from ..graph.identity import encode_literal
-
-        return (st.task.fingerprint, encode_literal(list(args)), encode_literal(dict(kwargs)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Hashable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["CachePolicy", "InMemoryCache", "RetryPolicy"]
 
@@ -67,25 +67,38 @@ class RetryPolicy:
 
 @runtime_checkable
 class CachePolicy(Protocol):
-    """Where ``with_cache`` looks a call up; ``key`` covers the task and every resolved input."""
+    """A cache backend: where ``with_cache`` looks a call up and stores its value.
 
-    def get(self, key: Hashable) -> tuple[bool, Any]:
-        """Return ``(True, value)`` on a hit, ``(False, None)`` on a miss."""
+    ``key`` is a string (a SHA-256 hex digest, see :mod:`cascade.runtime.cachekey`) covering the
+    task's fingerprint, its ``cache_version`` and every resolved input, type-exact. ``get`` and
+    ``set`` may be plain methods or coroutine functions (the engine awaits what they return). A
+    backend that cannot answer raises: the engine then treats the call as a miss (or does not
+    store the value) and publishes ``cs.CacheBypassed``; it never fails the run. Implementations:
+    :class:`InMemoryCache`, ``cs.FileCache``, ``cs.RedisCache`` (docs/stores.md).
+    """
 
-    def set(self, key: Hashable, value: Any) -> None:
-        """Store ``value`` for ``key``."""
+    def get(self, key: str) -> Any:
+        """``(True, value)`` on a hit, ``(False, None)`` on a miss (or an awaitable of that)."""
+
+    def set(self, key: str, value: Any) -> Any:
+        """Store ``value`` for ``key`` (may return an awaitable)."""
 
 
 class InMemoryCache:
-    """A bounded LRU cache policy living in this process (``maxsize`` entries)."""
+    """A bounded LRU cache policy living in this process (``maxsize`` entries).
+
+    Values are kept as they are (no serialisation), so a cached mutable value is shared by every
+    hit; stores outside the process (``cs.FileCache``, ``cs.RedisCache``) return copies.
+    """
 
     def __init__(self, maxsize: int = 1024) -> None:
         if maxsize < 1:
             raise ValueError("InMemoryCache(maxsize=...) must be >= 1")
         self.maxsize = maxsize
-        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self._data: OrderedDict[str, Any] = OrderedDict()
 
-    def get(self, key: Hashable) -> tuple[bool, Any]:
+    def get(self, key: str) -> tuple[bool, Any]:
+        """``(True, value)`` on a hit, ``(False, None)`` on a miss."""
         try:
             value = self._data[key]
         except KeyError:
@@ -93,7 +106,8 @@ class InMemoryCache:
         self._data.move_to_end(key)
         return True, value
 
-    def set(self, key: Hashable, value: Any) -> None:
+    def set(self, key: str, value: Any) -> None:
+        """Store ``value`` for ``key``, evicting the least recently used entry beyond ``maxsize``."""
         self._data[key] = value
         self._data.move_to_end(key)
         while len(self._data) > self.maxsize:
