@@ -47,7 +47,6 @@ from .caching import cache_get, cache_set, step_cache_key
 from .events import (
     CacheBypassed,
     ResourceAcquired,
-    ResourceReleased,
     TaskBlocked,
     TaskExecutionFinished,
     TaskExecutionStarted,
@@ -55,7 +54,7 @@ from .events import (
     TaskSkipped,
 )
 from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, MAP, ROUTER, Program, Step
-from .resources import setup_resource, teardown_resource
+from .resources import setup_resource, teardown_all
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -662,12 +661,14 @@ class Scheduler:
                 await ctx.resources.ensure(st.run_resources)
             opened: list[tuple[Any, Any]] = []
             task_res: dict[str, Any] | None = None
+            failure: BaseException | None = None
             try:
                 if st.task_resources:
                     task_res = {}
-                    for name in st.task_resources:
+                    for name in st.task_resources:  # dependency order (compile_program)
                         res = ctx.resources_registry[name]
-                        gen, task_res[name] = await setup_resource(res)
+                        deps = {**ctx.resources.values, **task_res} if res.injected else None
+                        gen, task_res[name] = await setup_resource(res, deps)
                         opened.append((res, gen))
                         if bus is not None:
                             bus.publish(ResourceAcquired(run_id, name, "task"))
@@ -691,12 +692,12 @@ class Scheduler:
                     if why:
                         self._bypassed(p, st, "set-failed", why)
                 return value
+            except BaseException as exc:
+                failure = exc
+                raise
             finally:
-                while opened:
-                    res, gen = opened.pop()
-                    await teardown_resource(res, gen)
-                    if bus is not None:
-                        bus.publish(ResourceReleased(run_id, res.name, "task"))
+                if opened:  # every one, whatever fails; the call's own error keeps precedence
+                    await teardown_all(opened, "task", failure, run_id, bus)
         finally:
             if amounts:
                 cm.release(amounts)

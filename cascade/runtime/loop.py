@@ -88,7 +88,7 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
         else:
             if hot:
                 stats.hot_plan_misses += 1
-            prog, objs = engine._compile(current)
+            prog, objs = engine._compile(current, ctx)
             full = True
             watch.miss(current, ctx)
         if hot:

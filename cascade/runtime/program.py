@@ -18,6 +18,7 @@ from ..graph.plan import ExecutionPlan
 from ..spec.lazy import _NO_POLICIES, POLICY, LazyResult
 from ..spec.markers import Env, Inject, Marker, Param
 from ..spec.resource import Resource
+from .resources import dependency_order
 
 __all__ = ["CALL", "MAP", "ROUTER", "Program", "Step", "compile_program"]
 
@@ -55,8 +56,8 @@ class Step:
     cached: bool
     constraints: tuple[tuple[str, float], ...]
     offload: bool
-    run_resources: tuple[str, ...]
-    task_resources: tuple[str, ...]
+    run_resources: tuple[str, ...]  # in dependency order, those task resources inject included
+    task_resources: tuple[str, ...]  # in dependency order
     injected: tuple[tuple[str, str], ...]  # (parameter, resource) from ``cs.inject`` defaults
     tail_dependent: bool  # every later step depends on this one: awaiting it inline loses no overlap
 
@@ -87,6 +88,9 @@ class Program:
     params: tuple[Param, ...]
     envs: tuple[Env, ...]
     run_resources: tuple[str, ...]
+    # (task, capacity names) for constraints naming a capacity the engine does not have: compiled
+    # away, and reported by the engine once per task and name (CS-W002).
+    no_capacity: tuple[tuple[Any, tuple[str, ...]], ...] = ()
 
     @property
     def size(self) -> int:
@@ -113,9 +117,10 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
                     capacities: dict[str, float] | None = None) -> Program:
     """Compile ``graph`` in ``plan`` order for an engine with ``resources`` and ``capacities``.
 
-    Raises :class:`cascade.ResourceError` on an unknown resource or on a constraint amount larger
+    Raises :class:`cascade.ResourceError` on an unknown resource, resources injecting each other
+    in a cycle, a run-scope resource injecting a task-scope one, or a constraint amount larger
     than the engine's capacity (it could never run). Amounts of capacities the engine does not
-    have are compiled away.
+    have are compiled away and listed in ``Program.no_capacity`` (the engine warns, CS-W002).
     """
     capacities = capacities or {}
     order = plan.order
@@ -126,6 +131,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     params: dict[str, Param] = {}
     envs: dict[str, Env] = {}
     run_res: dict[str, None] = {}
+    no_capacity: list[tuple[Any, tuple[str, ...]]] = []
     steps_args: list[dict[str, Any]] = []
     for p, node in enumerate(nodes):
         obj = node.obj
@@ -164,9 +170,18 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
                     raise ResourceError(
                         f"task {task.name!r} {where} injects unknown resource {res!r} ({known})"
                     )
-            runs = tuple(dict.fromkeys(r for _, r in res_names if resources[r].scope == "run"))
-            tasks = tuple(dict.fromkeys(r for _, r in res_names if resources[r].scope == "task"))
+            # Every resource the call needs, the ones they inject included, each after what it
+            # injects: setup in this order, teardown in reverse.
+            try:
+                needs = dependency_order(dict.fromkeys(r for _, r in res_names), resources)
+            except ResourceError as exc:
+                raise ResourceError(f"task {task.name!r}: {exc}") from None
+            runs = tuple(r for r in needs if resources[r].scope == "run")
+            tasks = tuple(r for r in needs if resources[r].scope == "task")
             run_res.update(dict.fromkeys(runs))
+            unknown = tuple(dict.fromkeys(c for c, _ in pol.constraints if c not in capacities))
+            if unknown:
+                no_capacity.append((task, unknown))
             constraints = tuple((c, amt) for c, amt in pol.constraints if c in capacities and amt > 0)
             for c, amt in constraints:
                 if amt > capacities[c]:
@@ -228,6 +243,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         ready0=tuple(s.pos for s in steps if not s.inputs and needed[s.pos]), extract=extract, shared=shared,
         shapes=tuple(nd.obj._shape for nd in nodes), bind_by_graph=bind_by_graph,
         checks_inputs=bool(params or envs), params=tuple(params.values()), envs=tuple(envs.values()), run_resources=tuple(run_res),
+        no_capacity=tuple(no_capacity),
     )
 
 

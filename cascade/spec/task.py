@@ -49,7 +49,10 @@ class Task:
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(f"@cs.task(name=...) must be a non-empty string, got {name!r}")
         self.fn: Callable[..., Any] = fn
-        self.name: str = name or getattr(fn, "__qualname__", None) or type(fn).__name__
+        # The plain ``__name__``: a task defined in a function or class shows as ``fetch``, not
+        # ``outer.<locals>.fetch``. Names are for people and scopes; identity (the fingerprint)
+        # does not rest on them, so two tasks may share one.
+        self.name: str = name or getattr(fn, "__name__", None) or type(fn).__name__
         self.pure = bool(pure)
         self.offload = bool(offload)
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
@@ -58,7 +61,7 @@ class Task:
         self.fingerprint = _fingerprint(fn, self.name)
         # An int for in-process shape hashes; derived from the fingerprint, never from id().
         self.key = int(hashlib.sha1(self.fingerprint.encode()).hexdigest()[:15], 16)
-        self.injected = _injected_params(fn)
+        self.injected = injected_params(fn)
         functools.update_wrapper(self, fn, updated=())
 
     __call__ = new_lazy  # ``task(*args, **kwargs)``: a LazyResult, nothing runs
@@ -97,8 +100,9 @@ class Task:
         return getattr, (inspect.getmodule(self.fn), getattr(self.fn, "__name__", self.name))
 
 
-def _injected_params(fn: Callable[..., Any]) -> tuple[tuple[str, str], ...]:
-    """Parameters whose default is ``cs.inject(name)``: read once, at decoration time."""
+def injected_params(fn: Callable[..., Any]) -> tuple[tuple[str, str], ...]:
+    """``(parameter, resource)`` for every parameter of ``fn`` whose default is ``cs.inject(name)``
+    (read once, at decoration time; tasks and resources both use it)."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):

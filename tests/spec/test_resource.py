@@ -68,3 +68,18 @@ async def test_inject_inside_argument_values():
     engine.register(cfg)
     target = use({"conf": cs.inject("cfg"), "list": [0, cs.inject("cfg")]})
     assert await engine.run(target) == (80, {"port": 80})
+
+
+def test_resource_lists_the_resources_it_injects():
+    @cs.resource(name="db")
+    def db(config=cs.inject("config"), retries=3):
+        yield (config, retries)
+
+    assert db.injected == (("config", "config"),)
+
+
+def test_resource_parameter_without_default_is_a_clear_error():
+    with pytest.raises(TypeError, match="resource 'db' parameter 'url' has no default"):
+        @cs.resource(name="db")
+        def db(url):
+            yield url

@@ -99,3 +99,44 @@ def test_decorating_a_task_again_wraps_the_same_function():
 def test_bad_task_name_is_rejected():
     with pytest.raises(TypeError, match="name"):
         cs.task(name="")(lambda: None)
+
+
+def _make_fetch(offset):
+    @cs.task
+    async def fetch(n):
+        return n + offset
+
+    return fetch
+
+
+class Holder:
+    @cs.task
+    @staticmethod
+    def method_task(x):
+        return x
+
+
+def test_default_name_is_the_plain_function_name_not_the_qualified_one():
+    fetch = _make_fetch(0)
+    assert fetch.fn.__qualname__ == "_make_fetch.<locals>.fetch"
+    assert fetch.name == "fetch"
+    assert Holder.method_task.name == "method_task"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("hot", [True, False], ids=["hot", "slow"])
+async def test_tasks_sharing_a_default_name_keep_distinct_identities(hot):
+    plus_one, plus_ten = _make_fetch(1), _make_fetch(10)
+    assert plus_one.name == plus_ten.name == "fetch"
+    assert plus_one.fingerprint != plus_ten.fingerprint
+
+    @cs.task
+    def pair(a, b):
+        return (a, b)
+
+    engine = cs.Engine(hot_plans=hot)
+    started = []
+    engine.bus.subscribe(cs.TaskExecutionStarted, lambda e: started.append(e.task_name))
+    for _ in range(2):  # the second run takes the hot plan on the hot engine
+        assert await engine.run(pair(plus_one(1), plus_ten(1))) == (2, 11)
+    assert started == ["fetch", "fetch", "pair"] * 2

@@ -1,0 +1,90 @@
+"""Compile-time decisions of cascade.runtime.program: constraints on capacities the engine lacks (CS-W002)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import cascade as cs
+
+
+@cs.task
+def work(x):
+    return x * 2
+
+
+@cs.task
+def other(x):
+    return x + 1
+
+
+@cs.task
+def countdown(n):
+    if n == 0:
+        return "done"
+    return countdown(n - 1).with_constraints(cpu=1)
+
+
+def warnings_of(events):
+    return [(e.code, e.task_name) for e in events if isinstance(e, cs.StaticAnalysisWarning)]
+
+
+@pytest.mark.asyncio
+async def test_constraint_on_a_missing_capacity_warns_once_per_engine_and_task(any_engine, caplog):
+    seen = []
+    any_engine.bus.subscribe(cs.StaticAnalysisWarning, seen.append)
+    with caplog.at_level(logging.WARNING, logger="cascade.engine"):
+        assert await any_engine.run(work(1).with_constraints(cpu=1)) == 2
+        assert await any_engine.run(work(2).with_constraints(cpu=1)) == 4
+    assert warnings_of(seen) == [("CS-W002", "work")]
+    [event] = seen
+    assert "'cpu'" in event.message and "system_resources" in event.message
+    assert [r.getMessage() for r in caplog.records if r.name == "cascade.engine"] == [event.message]
+
+
+@pytest.mark.asyncio
+async def test_missing_capacity_warning_is_the_same_on_hot_and_slow_tail_call_loops():
+    streams = []
+    for hot in (True, False):
+        engine = cs.Engine(hot_plans=hot)
+        events = []
+        engine.bus.subscribe(cs.Event, events.append)
+        assert await engine.run(countdown(5).with_constraints(cpu=1)) == "done"
+        assert await engine.run(countdown(3).with_constraints(cpu=1)) == "done"
+        assert warnings_of(events) == [("CS-W002", "countdown")]
+        streams.append([(type(e).__name__, getattr(e, "task_name", None)) for e in events])
+        if hot:
+            assert engine.stats.hot_plan_hits > 0  # the later iterations did take the hot path
+    assert streams[0] == streams[1]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("hot", [True, False], ids=["hot", "slow"])
+async def test_missing_capacity_warning_names_only_the_missing_capacity_per_task(hot):
+    engine = cs.Engine(hot_plans=hot, system_resources={"cpu": 2})
+    seen = []
+    engine.bus.subscribe(cs.StaticAnalysisWarning, seen.append)
+
+    @cs.task
+    def pair(a, b):
+        return (a, b)
+
+    target = pair(work(1).with_constraints(cpu=1, gpu=1), other(1).with_constraints(gpu=2))
+    assert await engine.run(target) == (2, 2)
+    assert warnings_of(seen) == [("CS-W002", "work"), ("CS-W002", "other")]
+    assert all("'gpu'" in e.message and "'cpu'" not in e.message.split("system_resources")[0] for e in seen)
+    # a new capacity name for an already-warned task warns again, for that name only
+    assert await engine.run(work(3).with_constraints(tpu=1)) == 6
+    assert warnings_of(seen)[2:] == [("CS-W002", "work")]
+    assert "'tpu'" in seen[2].message and "'gpu'" not in seen[2].message
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("hot", [True, False], ids=["hot", "slow"])
+async def test_known_capacities_do_not_warn(hot):
+    engine = cs.Engine(hot_plans=hot, system_resources={"cpu": 1})
+    seen = []
+    engine.bus.subscribe(cs.StaticAnalysisWarning, seen.append)
+    assert await engine.run(work(1).with_constraints(cpu=1)) == 2
+    assert seen == []
