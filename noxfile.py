@@ -39,14 +39,14 @@ def _asv_machine(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the unit tests."""
-    _install(session, "test", "examples")
+    _install(session, "test", "examples", "redis")
     session.run("python", "-m", "pytest", "tests", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session
 def properties(session: nox.Session) -> None:
     """Run the Hypothesis property tests (HYPOTHESIS_PROFILE defaults to ci)."""
-    _install(session, "test", "properties")
+    _install(session, "test", "properties", "redis")
     env = {"HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "ci")}
     session.run("python", "-m", "pytest", "properties", "-p", "no:cacheprovider", *session.posargs, env=env)
 
@@ -127,7 +127,7 @@ def _mutant_globs(args: list[str]) -> list[str]:
 @nox.session(default=False)
 def mutation(session: nox.Session) -> None:
     """Mutation testing of cascade/runtime and cascade/graph (posargs: files or mutant names); docs/mutation.md."""
-    _install(session, "test", "properties")
+    _install(session, "test", "properties", "redis")
     session.install("mutmut==3.8.1")
     globs = _mutant_globs(list(session.posargs))
     env = {"HYPOTHESIS_PROFILE": "mutation"}

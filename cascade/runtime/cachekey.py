@@ -42,7 +42,7 @@ __all__ = ["UnkeyableInput", "cache_key", "encode_exact"]
 
 _VERSION = b"cascade-cache-key-v1\0"
 _pack_double = struct.Struct(">d").pack
-_ENTER, _EXIT = 0, 1
+_ENTER, _MARK, _EXIT = 0, 1, 2
 
 
 class UnkeyableInput(TypeError):
@@ -91,77 +91,99 @@ def _atomic(v: Any, t: type) -> bytes | None:
 _CONTAINER_TAGS: dict[type, bytes] = {tuple: b"t", list: b"l", dict: b"d", set: b"S", frozenset: b"Z"}
 
 
+def _render(path: Any) -> str:
+    """A path kept as nested ``(parent, step)`` pairs (cheap to extend), as text."""
+    steps: list[str] = []
+    while type(path) is tuple:
+        path, step = path
+        steps.append(step)
+    return str(path) + "".join(reversed(steps))
+
+
 def encode_exact(value: Any, where: str = "value") -> bytes:
     """The type-exact encoding of ``value`` (see the module docstring).
 
     Raises :class:`UnkeyableInput` naming the position (``where`` and the path inside it) of the
     first part that has no exact encoding.
     """
+    # Pieces are appended to ``out`` in order; a sequence writes its header and then its items, so
+    # the whole walk is linear. Dicts and sets must sort their items' encodings: a _MARK frame
+    # before each item records where it starts in ``out``, and the _EXIT frame joins and sorts.
     out: list[bytes] = []
     active: set[int] = set()  # ids of the containers on the current path (a cycle check)
-    # Frames: (_ENTER, value, path) or (_EXIT, kind, count, path, id or None).
+    # Frames: (_ENTER, value, path), (_MARK, starts), (_EXIT, tag, n, starts or None, id).
+    # Paths are nested (parent, step) pairs, rendered only for an error message.
     work: list[tuple[Any, ...]] = [(_ENTER, value, where)]
     while work:
         frame = work.pop()
-        if frame[0] == _ENTER:
+        op = frame[0]
+        if op == _ENTER:
             v, path = frame[1], frame[2]
             t = type(v)
             enc = _atomic(v, t)
             if enc is not None:
                 out.append(enc)
                 continue
+            if id(v) in active:
+                raise UnkeyableInput(f"{_render(path)} contains itself", _render(path))
             tag = _CONTAINER_TAGS.get(t)
             if tag is None:
                 hook = getattr(t, "__cascade_cache_key__", None)
                 if hook is None:
+                    where_ = _render(path)
                     raise UnkeyableInput(
-                        f"{path} is a {t.__module__}.{t.__qualname__}, which has no exact cache-key encoding "
-                        "(give its class a __cascade_cache_key__() method returning plain data)", path)
-                if id(v) in active:
-                    raise UnkeyableInput(f"{path} contains itself", path)
+                        f"{where_} is a {t.__module__}.{t.__qualname__}, which has no exact cache-key encoding "
+                        "(give its class a __cascade_cache_key__() method returning plain data)", where_)
                 try:
                     data = hook(v)
                 except Exception as exc:
-                    raise UnkeyableInput(f"{path}: __cascade_cache_key__() raised {exc!r}", path) from exc
+                    where_ = _render(path)
+                    raise UnkeyableInput(f"{where_}: __cascade_cache_key__() raised {exc!r}", where_) from exc
                 out.append(b"O" + _sized(b"s", f"{t.__module__}.{t.__qualname__}".encode()))
                 active.add(id(v))
-                work.append((_EXIT, b"O", 1, path, id(v)))
-                work.append((_ENTER, data, f"{path}.__cascade_cache_key__()"))
+                work.append((_EXIT, b"O", 1, None, id(v)))
+                work.append((_ENTER, data, (path, ".__cascade_cache_key__()")))
                 continue
-            if id(v) in active:
-                raise UnkeyableInput(f"{path} contains itself", path)
             active.add(id(v))
             if t is dict:
                 items = list(v.items())
-                work.append((_EXIT, tag, len(items), path, id(v)))
+                starts: list[int] = []
+                work.append((_EXIT, tag, len(items), starts, id(v)))
                 for k, x in reversed(items):
-                    work.append((_ENTER, x, f"{path}[{k!r}]" if type(k) is str else f"{path}[...]"))
-                    work.append((_ENTER, k, f"{path} (a key)"))
+                    work.append((_ENTER, x, (path, f"[{k!r}]" if type(k) is str else "[...]")))
+                    work.append((_MARK, starts))
+                    work.append((_ENTER, k, (path, " (a key)")))
+                    work.append((_MARK, starts))
+            elif t is set or t is frozenset:
+                items = list(v)
+                starts = []
+                work.append((_EXIT, tag, len(items), starts, id(v)))
+                for x in items:
+                    work.append((_ENTER, x, (path, "{...}")))
+                    work.append((_MARK, starts))
             else:
                 items = list(v)
-                work.append((_EXIT, tag, len(items), path, id(v)))
+                out.append(b"%s%d:" % (tag, len(items)))
+                work.append((_EXIT, tag, len(items), None, id(v)))
                 for i in range(len(items) - 1, -1, -1):
-                    work.append((_ENTER, items[i], f"{path}[{i}]"))
+                    work.append((_ENTER, items[i], (path, f"[{i}]")))
+        elif op == _MARK:
+            frame[1].append(len(out))
         else:
-            _, tag, n, path, ident = frame
-            if ident is not None:
-                active.discard(ident)
-            if tag == b"O":
-                body = out.pop()
-                out[-1] += body
-                continue
-            parts = out[len(out) - (2 * n if tag == b"d" else n):] if n else []
-            del out[len(out) - len(parts):]
+            _, tag, n, starts, ident = frame
+            active.discard(ident)
+            if starts is None:
+                continue  # a sequence or a hook object: already written in order
+            bounds = starts + [len(out)]
+            parts = [b"".join(out[bounds[i]:bounds[i + 1]]) for i in range(len(starts))]
+            if starts:
+                del out[starts[0]:]
             if tag == b"d":
-                pairs = sorted(zip(parts[0::2], parts[1::2]))
-                joined = b"".join(k + x for k, x in pairs)
-            elif tag == b"S" or tag == b"Z":
-                joined = b"".join(sorted(parts))
+                joined = b"".join(k + x for k, x in sorted(zip(parts[0::2], parts[1::2])))
             else:
-                joined = b"".join(parts)
+                joined = b"".join(sorted(parts))
             out.append(b"%s%d:%s" % (tag, n, joined))
-    assert len(out) == 1
-    return out[0]
+    return b"".join(out)
 
 
 def cache_key(fingerprint: str, version: Any, args: Any, kwargs: dict[str, Any],
