@@ -28,10 +28,13 @@ from .graph.plan import ExecutionPlan as ExecutionPlan
 from .graph.plan import NativeSolver as NativeSolver
 from .graph.render import dry_run as dry_run
 from .graph.render import visualize as visualize
+from .runtime.constraints import Constraint as Constraint
 from .runtime.constraints import ConstraintManager as ConstraintManager
 from .runtime.engine import Engine as Engine
 from .runtime.engine import run as run
 from .runtime.events import CacheBypassed as CacheBypassed
+from .runtime.events import ConstraintChanged as ConstraintChanged
+from .runtime.events import ConstraintRejected as ConstraintRejected
 from .runtime.events import Event as Event
 from .runtime.events import MessageBus as MessageBus
 from .runtime.events import ResourceAcquired as ResourceAcquired
@@ -72,7 +75,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CacheBypassed", "CorruptEntryError", "FileCache", "RedisCache", "RedisStateBackend", "Serializer",
     "StoreError", "Unserialisable",
-    "CachePolicy", "CascadeError", "ConstraintManager", "CycleError", "DependencyMissingError",
+    "CachePolicy", "CascadeError", "Constraint", "ConstraintChanged", "ConstraintManager", "ConstraintRejected", "CycleError", "DependencyMissingError",
     "Engine", "EngineStats", "Env", "Event", "ExecutionPlan", "Graph", "InMemoryCache",
     "InMemoryStateBackend", "LazyResult", "MappedLazyResult", "MessageBus", "NativeSolver",
     "Param", "ParamError", "Resource", "ResourceAcquired", "ResourceError", "ResourceReleased",

@@ -133,3 +133,50 @@ def test_catches_template_key_ignoring_map_element_count(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(MappedLazyResult, "__init__", init)
     expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
+
+
+def test_catches_hot_path_ignoring_constraints_set_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    from .test_governance_outside import EXAMPLES as GOVERNANCE_EXAMPLES
+    from .test_governance_outside import check_governance, schedules
+
+    original = Scheduler._start
+
+    def start(self: Any, p: int) -> None:
+        st_ = self.steps[p]
+        if not self.full and st_.kind not in (executor_mod.MAP, executor_mod.ROUTER) and not st_.governed:
+            self.state[p] = executor_mod.RUNNING
+            self._call_plain(p, st_)  # the hot path forgets to read ``gating``
+            return
+        original(self, p)
+
+    monkeypatch.setattr(Scheduler, "_start", start)
+    expect_counterexample(check_governance, schedules, GOVERNANCE_EXAMPLES)
+
+
+def test_catches_a_constraint_wake_up_that_reaches_one_waiter_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from time import monotonic
+
+    from cascade.runtime.constraints import ConstraintManager
+
+    from .test_governance_outside import EXAMPLES as GOVERNANCE_EXAMPLES
+    from .test_governance_outside import check_governance, schedules
+
+    def grant_one(self: Any, now: float | None = None) -> None:
+        # like one shared wake-up event: the first waiter that may go is woken, the others are lost
+        for name, queue in list(self._queues.items()):
+            while queue and queue[0][1].done():
+                queue.popleft()
+            if not queue:
+                del self._queues[name]
+                continue
+            if self._blocker(name, monotonic() if now is None else now) is None:
+                _, fut = queue.popleft()
+                if not queue:
+                    del self._queues[name]
+                self._grant(name)
+                fut.set_result(None)
+            break
+        self._schedule(now)
+
+    monkeypatch.setattr(ConstraintManager, "_pass", grant_one)
+    expect_counterexample(check_governance, schedules, GOVERNANCE_EXAMPLES)

@@ -77,7 +77,7 @@ class Engine:
                 f"Engine(connector=...) needs a Connector (async publish/subscribe), got {connector!r}"
             )
         self._connector: Connector | None = connector
-        self.constraints = ConstraintManager(dict(system_resources or {}))
+        self.constraints = ConstraintManager(dict(system_resources or {}), bus=self.bus)
         self.hot_plans = bool(hot_plans)
         self.plan_cache_size = plan_cache_size
         self.solver: Solver = solver if solver is not None else NativeSolver()
@@ -109,7 +109,8 @@ class Engine:
         return resource
 
     def pause(self, task: Any = None) -> None:
-        """Hold calls of ``task`` (a task or name; ``None``: every task) until :meth:`resume`."""
+        """Hold calls of ``task`` (a task, a name or glob, a scope such as ``"task:fetch*"``;
+        ``None``: every task) until :meth:`resume`. See ``engine.constraints`` for limits and TTLs."""
         self.constraints.pause(task)
 
     def resume(self, task: Any = None) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 __all__ = [
-    "CacheBypassed", "Event", "MessageBus", "ResourceAcquired", "ResourceReleased", "RunFinished", "RunStarted",
+    "ConstraintChanged", "ConstraintRejected", "CacheBypassed", "Event", "MessageBus", "ResourceAcquired", "ResourceReleased", "RunFinished", "RunStarted",
     "StaticAnalysisWarning", "TaskBlocked", "TaskExecutionFinished", "TaskExecutionStarted",
     "TaskRetrying", "TaskSkipped",
 ]
@@ -106,6 +106,28 @@ class StaticAnalysisWarning(Event):
     code: str
     task_name: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConstraintChanged(Event):
+    """A pause or limit was set, replaced or removed (engine-wide: ``run_id`` is ``""``).
+
+    ``value``: the new settings (``{}`` for a pause, ``{"limit": n}``, ``{"rate": r, "burst": b}``),
+    ``None`` when it was removed; ``source``: ``"api"``, the topic it came from, or ``"ttl"``.
+    """
+
+    scope: str
+    kind: str
+    value: dict[str, Any] | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConstraintRejected(Event):
+    """A constraint message from outside was malformed and ignored (``run_id`` is ``""``)."""
+
+    source: str  # the topic
+    reason: str
 
 
 Handler = Callable[[Any], Any]

@@ -643,7 +643,9 @@ class Scheduler:
         entered = False
         amounts = None  # set only once they are held, so ``finally`` releases exactly what it took
         try:
-            if cm.gating or self.full:
+            # Only while a pause or limit is in force, on both paths alike: a call started with
+            # none in force is not counted by a limit set later, hot or slow.
+            if cm.gating:
                 reason = cm.block_reason(st.name)
                 if reason is not None and bus is not None:
                     bus.publish(TaskBlocked(run_id, st.name, p, it, reason))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import weakref
 from typing import Any, Callable, Iterable, overload
 
 from .lazy import LazyResult, MappedLazyResult, new_lazy
@@ -16,6 +17,13 @@ __all__ = ["Task", "task"]
 # identity, so two tasks with one name and one body (a factory in a loop) stay different while the
 # identity stays deterministic across processes (it depends on creation order, not on addresses).
 _occurrences: dict[str, int] = {}
+# Every task alive in this process, so that a constraint scope matching none of them can be reported.
+_all_tasks: weakref.WeakSet[Task] = weakref.WeakSet()
+
+
+def known_task_names() -> set[str]:
+    """The names of every task that exists in this process now."""
+    return {t.name for t in list(_all_tasks)}
 
 
 def _fingerprint(fn: Callable[..., Any], name: str) -> str:
@@ -63,6 +71,7 @@ class Task:
         self.key = int(hashlib.sha1(self.fingerprint.encode()).hexdigest()[:15], 16)
         self.injected = injected_params(fn)
         functools.update_wrapper(self, fn, updated=())
+        _all_tasks.add(self)
 
     __call__ = new_lazy  # ``task(*args, **kwargs)``: a LazyResult, nothing runs
 
