@@ -59,7 +59,7 @@ from .resources import setup_resource, teardown_all
 if TYPE_CHECKING:
     from .context import RunContext
 
-__all__ = ["Scheduler", "is_lazy", "resolve_args", "resume"]
+__all__ = ["Scheduler", "is_lazy", "note_failure", "resolve_args", "resume"]
 
 PENDING, RUNNING, ROUTING, DONE, SKIPPED = range(5)
 _ATOMIC = frozenset({int, float, str, bool, type(None), bytes, complex})
@@ -185,6 +185,27 @@ def resolve_args(st: Step, obj: LazyResult, values: list[Any], ctx: RunContext,
         for param, res in st.injected:
             kwargs[param] = _resource_value(res, ctx, task_res)
     return args, kwargs
+
+
+def note_failure(exc: BaseException, steps: Any, p: int) -> None:
+    """Name the failed call in ``exc``'s notes: its task and, for a ``map`` element, its index.
+
+    Type and message stay as raised. Only ``Exception``s get a note (never a cancellation), and
+    only once: the innermost call (a task inside a nested evaluation) names itself first and the
+    calls that re-raise it on the way out add nothing. Both walkers call this at the same point as
+    they publish the call's failed ``TaskExecutionFinished``.
+    """
+    if not isinstance(exc, Exception):
+        return
+    notes = getattr(exc, "__notes__", None)
+    if notes and any(isinstance(n, str) and n.startswith("cascade: task ") for n in notes):
+        return
+    where = ""
+    for st in steps:  # the failure path only: find the map this call is an element of
+        if st.kind == MAP and p in st.deps:
+            where = f" (element {st.deps.index(p)} of {st.name}.map)"
+            break
+    exc.add_note(f"cascade: task {steps[p].name!r} failed{where}")
 
 
 def _sorted(d: dict[Any, Any]) -> list[Any]:
@@ -631,6 +652,8 @@ class Scheduler:
             self.bus.publish(CacheBypassed(self.ctx.run_id, st.name, p, self.iteration, reason, why))
 
     def _emit_finished(self, p: int, st: Step, status: str, exc: BaseException | None) -> None:
+        if exc is not None:
+            note_failure(exc, self.steps, p)
         if self.bus is not None:
             self.bus.publish(TaskExecutionFinished(
                 self.ctx.run_id, st.name, p, self.iteration, status, None if exc is None else repr(exc)

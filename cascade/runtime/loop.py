@@ -33,7 +33,7 @@ from ..errors import DependencyMissingError
 from ..spec.lazy import ARGS, KWARGS, SHAPE, TASK, LazyResult, MappedLazyResult
 from .binding import bind
 from .events import TaskExecutionFinished, TaskExecutionStarted
-from .executor import Scheduler, advance, resolve_args
+from .executor import Scheduler, advance, note_failure, resolve_args
 from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, A_SUBS, OP_AWAIT_ONE, OP_MAP, Program
 
 if TYPE_CHECKING:
@@ -121,6 +121,7 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                 else:
                     value = fn(*args, **kwargs) if kwargs else fn(*args)
             except BaseException as exc:
+                note_failure(exc, prog.steps, 0)
                 if bus is not None:
                     bus.publish(TaskExecutionFinished(ctx.run_id, name, 0, iteration, "Failed", repr(exc)))
                 raise
@@ -189,6 +190,7 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                                 handover = Scheduler(prog, objs, ctx, False, iteration, values, k, (coro, v))
                                 break
                 except BaseException as exc:
+                    note_failure(exc, prog.steps, k)
                     if bus is not None:
                         bus.publish(TaskExecutionFinished(ctx.run_id, name, k, iteration, "Failed", repr(exc)))
                     raise

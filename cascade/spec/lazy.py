@@ -214,6 +214,29 @@ class LazyResult(tuple):
         return f"<LazyResult {self.task.name}>"
 
 
+_SIG_PATTERNS = 256  # call patterns remembered per task (a bound: keyword sets could be generated)
+
+
+def check_call(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], key: Any) -> None:
+    """Check ``task(*args, **kwargs)`` against the task's signature (its pattern is ``key``).
+
+    Binding depends only on the number of positional arguments and the keyword names, so a
+    pattern that bound once is remembered in ``task.sig_ok``. Raises ``TypeError`` naming the
+    task, the argument and the signature, before anything runs.
+    """
+    sig = task.signature
+    if sig is not None:
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            shown = ", ".join(["_"] * len(args) + [f"{k}=_" for k in kwargs])
+            raise TypeError(
+                f"task {task.name!r} called as {task.name}({shown}): {exc}; its signature is {task.name}{sig}"
+            ) from None
+    if len(task.sig_ok) < _SIG_PATTERNS:
+        task.sig_ok.add(key)
+
+
 def _retry_policy(task_name: str, max_attempts: Any, delay: Any, backoff: Any) -> RetryPolicy:
     try:
         return RetryPolicy(max_attempts, delay, backoff)
@@ -235,10 +258,13 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
     It is ``Task.__call__`` itself, so a call costs one Python frame; the shape hash is folded
     argument by argument so that plain literals cost nothing but a type check.
     """
-    if len(args) == 1 and not kwargs:
+    nargs = len(args)
+    if nargs == 1 and not kwargs:
         # The commonest call in a loop body, ``step(previous)`` or ``step(literal)``, without the
         # general loop below. Its shape formula is its own: a call with one positional argument
         # always comes here, so equal structures still get equal shapes.
+        if not task.sig_one:
+            check_call(task, args, kwargs, 1)  # raises: one argument does not bind
         a = args[0]
         t = type(a)
         if t is LazyResult:
@@ -247,6 +273,8 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
         if t in _ATOMIC:
             h = hash((task.key, 1))
             return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
+    elif (key := (nargs, tuple(kwargs)) if kwargs else nargs) not in task.sig_ok:
+        check_call(task, args, kwargs, key)
     deps: list[Any] | None = None
     h = task.key
     mode = 0

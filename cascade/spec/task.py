@@ -45,7 +45,8 @@ class Task:
     """
 
     __slots__ = (
-        "fn", "name", "pure", "offload", "is_async", "fingerprint", "key", "injected", "__dict__", "__weakref__",
+        "fn", "name", "pure", "offload", "is_async", "fingerprint", "key", "injected", "signature",
+        "sig_one", "sig_ok", "__dict__", "__weakref__",
     )
 
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None, pure: bool = False,
@@ -70,6 +71,12 @@ class Task:
         # An int for in-process shape hashes; derived from the fingerprint, never from id().
         self.key = int(hashlib.sha1(self.fingerprint.encode()).hexdigest()[:15], 16)
         self.injected = injected_params(fn)
+        # Calls are checked against the signature when the lazy result is made (``check_call``);
+        # a call pattern (argument count, keyword names) that bound once is remembered, so the
+        # check costs one set lookup per call, and nothing for the one-argument call when
+        # ``sig_one`` says one positional argument binds.
+        self.signature, self.sig_one = _signature(fn)
+        self.sig_ok: set[Any] = set()
         functools.update_wrapper(self, fn, updated=())
         _all_tasks.add(self)
 
@@ -107,6 +114,19 @@ class Task:
 
     def __reduce__(self) -> Any:  # tasks pickle by reference, like functions
         return getattr, (inspect.getmodule(self.fn), getattr(self.fn, "__name__", self.name))
+
+
+def _signature(fn: Callable[..., Any]) -> tuple[inspect.Signature | None, bool]:
+    """``fn``'s signature (``None`` when it cannot be read) and whether one positional argument binds."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None, True
+    try:
+        sig.bind(None)
+    except TypeError:
+        return sig, False
+    return sig, True
 
 
 def injected_params(fn: Callable[..., Any]) -> tuple[tuple[str, str], ...]:
