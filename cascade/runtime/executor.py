@@ -35,6 +35,7 @@ in the same order.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import types
 from functools import partial
 from heapq import heapify, heappop, heappush
@@ -63,6 +64,20 @@ __all__ = ["Scheduler", "is_lazy", "note_failure", "resolve_args", "resume"]
 
 PENDING, RUNNING, ROUTING, DONE, SKIPPED = range(5)
 _ATOMIC = frozenset({int, float, str, bool, type(None), bytes, complex})
+
+
+# Result types that are never awaitable: a sync call's value of one of these skips the check below.
+NOT_AWAITABLE = _ATOMIC | {list, tuple, dict, set, frozenset, LazyResult, MappedLazyResult}
+
+
+def returned_awaitable(value: Any) -> bool:
+    """Whether a sync task's return value is a coroutine or other awaitable (it is then awaited)."""
+    return type(value) not in NOT_AWAITABLE and inspect.isawaitable(value)
+
+
+async def awaited(aw: Any) -> Any:
+    """A coroutine for the awaitable a sync task returned, driven like an async task's coroutine."""
+    return await aw
 
 
 def is_lazy(value: Any) -> bool:
@@ -429,6 +444,10 @@ class Scheduler:
         try:
             if st.is_async:
                 coro = st.fn(*args, **kwargs)
+            else:
+                v = st.fn(*args, **kwargs)
+                coro = awaited(v) if returned_awaitable(v) else None
+            if coro is not None:  # an async call, or a sync call that returned an awaitable
                 try:
                     pending = coro.send(None)
                 except StopIteration as stop:
@@ -439,8 +458,6 @@ class Scheduler:
                         return
                     self._spawn_plain(p, st, coro, pending)
                     return
-            else:
-                v = st.fn(*args, **kwargs)
         except BaseException as exc:
             self._emit_finished(p, st, "Failed", exc)
             self._fail(exc)
@@ -744,6 +761,8 @@ class Scheduler:
                     )
                 else:
                     v = st.fn(*args, **kwargs)
+                if not st.is_async and returned_awaitable(v):
+                    v = await v
                 if p != len(self.steps) - 1 and is_lazy(v):
                     v = await self.ctx.evaluate(v)
             except Exception as exc:

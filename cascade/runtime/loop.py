@@ -33,7 +33,15 @@ from ..errors import DependencyMissingError
 from ..spec.lazy import ARGS, KWARGS, SHAPE, TASK, LazyResult, MappedLazyResult
 from .binding import bind
 from .events import TaskExecutionFinished, TaskExecutionStarted
-from .executor import Scheduler, advance, note_failure, resolve_args
+from .executor import (
+    NOT_AWAITABLE,
+    Scheduler,
+    advance,
+    awaited,
+    note_failure,
+    resolve_args,
+    returned_awaitable,
+)
 from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, A_SUBS, OP_AWAIT_ONE, OP_MAP, Program
 
 if TYPE_CHECKING:
@@ -120,6 +128,8 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                     value = await (fn(*args, **kwargs) if kwargs else fn(*args))
                 else:
                     value = fn(*args, **kwargs) if kwargs else fn(*args)
+                    if returned_awaitable(value):
+                        value = await value
             except BaseException as exc:
                 note_failure(exc, prog.steps, 0)
                 if bus is not None:
@@ -172,10 +182,15 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                             args, kwargs = resolve_args(prog.steps[k], o, values, ctx, None)
                         if not is_async:
                             v = fn(*args, **kwargs) if kwargs else fn(*args)
-                        elif tail:
-                            v = await (fn(*args, **kwargs) if kwargs else fn(*args))
+                            # a sync task that returned an awaitable: driven like an async step
+                            coro = awaited(v) if type(v) not in NOT_AWAITABLE and returned_awaitable(v) else None
                         else:
                             coro = fn(*args, **kwargs) if kwargs else fn(*args)
+                        if coro is None:
+                            pass
+                        elif tail:
+                            v = await coro
+                        else:
                             suspended, v = advance(coro)
                             if suspended:
                                 handover = Scheduler(prog, objs, ctx, False, iteration, values, k, (coro, v))
