@@ -180,3 +180,59 @@ def test_catches_a_constraint_wake_up_that_reaches_one_waiter_only(monkeypatch: 
 
     monkeypatch.setattr(ConstraintManager, "_pass", grant_one)
     expect_counterexample(check_governance, schedules, GOVERNANCE_EXAMPLES)
+
+
+# -- stores and cache keys (properties/test_cache_keys.py, properties/test_stores.py) ---------------
+
+def test_catches_cache_key_comparing_by_equality(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cascade.runtime.caching as caching_mod
+
+    from .test_cache_keys import EXAMPLES as KEY_EXAMPLES
+    from .test_cache_keys import call_sequences, check_exact_cache_keys
+
+    ids: dict[Any, str] = {}
+
+    def equality_key(fingerprint: str, version: Any, args: Any, kwargs: Any, skip: Any = frozenset()) -> str:
+        # the old key: a dict lookup, so 1, True and 1.0 (equal, one hash) get one entry
+        from cascade.graph.identity import encode_literal
+
+        try:
+            k: Any = (fingerprint, version, tuple(args), tuple(sorted(kwargs.items())))
+            hash(k)
+        except TypeError:
+            k = (fingerprint, version, encode_literal(list(args)), encode_literal(dict(kwargs)))
+        return ids.setdefault(k, format(len(ids), "x"))
+
+    monkeypatch.setattr(caching_mod, "cache_key", equality_key)
+    expect_counterexample(check_exact_cache_keys, call_sequences(), KEY_EXAMPLES)
+
+
+def test_catches_a_cache_format_that_reads_tuples_back_as_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cascade.adapters.serialization as ser
+
+    from .test_cache_keys import EXAMPLES as KEY_EXAMPLES
+    from .test_cache_keys import call_sequences, check_exact_cache_keys
+
+    original = ser._enc
+
+    def plain_json(v: Any) -> Any:  # tuples written as JSON arrays, untagged
+        return [plain_json(x) for x in v] if type(v) is tuple else original(v)
+
+    monkeypatch.setattr(ser, "_enc", plain_json)
+    expect_counterexample(check_exact_cache_keys, call_sequences(), KEY_EXAMPLES)
+
+
+def test_catches_a_state_backend_not_namespaced_by_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cascade as cs
+    from tests.adapters.redis_server import RedisServer
+
+    from . import test_stores
+
+    monkeypatch.setattr(cs.RedisStateBackend, "run_key", lambda self, run_id: f"{self.prefix}{self.namespace}:all-runs")
+    server = RedisServer()
+    monkeypatch.setattr(test_stores.STORES, "url", server.url)
+    try:
+        expect_counterexample(test_stores.check_shared_state, workflows(kinds=test_stores.INTERLEAVING, max_subs=0),
+                              test_stores.EXAMPLES)
+    finally:
+        server.stop()

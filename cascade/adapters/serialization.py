@@ -13,7 +13,7 @@ An entry is ``header + tag + payload``:
 floats as ``{"$int": hex}`` / ``{"$float": "nan"|"inf"|"-inf"}``), lists as arrays, and every
 other container as a one-key object: ``{"$tuple": [...]}``, ``{"$dict": [[key, value], ...]}``
 (insertion order and key types kept), ``{"$set": [...]}``, ``{"$frozenset": [...]}``,
-``{"$bytes": base64}``, ``{"$complex": [re, im]}``. Types are matched exactly and read back exactly
+``{"$bytes": base64}``, ``{"$bytearray": base64}``, ``{"$complex": [re, im]}``. Types are matched exactly and read back exactly
 (a tuple stays a tuple, ``-0.0`` stays ``-0.0``).
 
 **Pickle** (``P``) is used only for values JSON cannot hold, and only when a ``key`` is
@@ -71,8 +71,8 @@ def _enc(v: Any) -> Any:
         return {"$dict": [[_enc(k), _enc(x)] for k, x in v.items()]}
     if t is set or t is frozenset:
         return {"$" + t.__name__: [_enc(x) for x in v]}
-    if t is bytes:
-        return {"$bytes": base64.b64encode(v).decode("ascii")}
+    if t is bytes or t is bytearray:
+        return {"$" + t.__name__: base64.b64encode(v).decode("ascii")}
     if t is complex:
         return {"$complex": [_enc(v.real), _enc(v.imag)]}
     raise Unserialisable(f"a {t.__module__}.{t.__qualname__} is not plain data")
@@ -104,6 +104,8 @@ def _dec(v: Any) -> Any:
         return frozenset(_dec(x) for x in _list(body))
     if tag == "$bytes":
         return base64.b64decode(_str(body), validate=True)
+    if tag == "$bytearray":
+        return bytearray(base64.b64decode(_str(body), validate=True))
     if tag == "$int":
         return int(_str(body), 16)
     if tag == "$float":
