@@ -60,15 +60,109 @@ class Recorder:
         self.cache: dict[Any, Any] = {}
         self.hang: asyncio.Event | None = None
 
-    def record(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> str:
+    def record(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None,
+               instant: bool = True) -> str:
+        """Count a call; ``instant``: its body finishes without suspending (see :class:`Gauge`)."""
         key = call_key(name, args, kwargs or {})
         if self.keep_calls:
             self.calls[key] += 1
+        if instant:
+            gauge = GAUGE.get()
+            if gauge is not None:
+                gauge.leave(name, counted=gauge.enter(name))
         return key
 
 
 def _rec() -> Recorder:
     return CURRENT.get()
+
+
+class Gauge:
+    """Which task bodies are running right now, across every run of one engine, checked against the
+    governance a property set (pauses, concurrency limits, capacities) at the moment each body starts.
+
+    Bodies call :meth:`enter` when they start and :meth:`leave` when they end; suspending bodies hold
+    for ``ticks`` event-loop cycles in between, so calls that may overlap really do. Violations are
+    collected (raising inside a task would change what the engine does) and asserted by the property.
+    ``exempt`` names are not checked for pauses and limits: calls admitted before a change and still
+    waiting for capacity may legitimately start after it.
+    """
+
+    def __init__(self, capacity: dict[str, float] | None = None,
+                 amounts: dict[str, tuple[str, float]] | None = None, ticks: int = 1) -> None:
+        self.capacity = dict(capacity or {})
+        self.amounts = dict(amounts or {})  # task name -> (capacity name, amount)
+        self.ticks = ticks
+        self.paused: set[str | None] = set()  # None: everything
+        self.limits: dict[str, int] = {}
+        self.exempt: set[str] = set()
+        self.running: Counter[str] = Counter()
+        self.counted: Counter[str] = Counter()
+        self.held: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()  # per task name and per capacity name
+        self.starts: Counter[str] = Counter()
+        self.trace: list[tuple[str, str]] = []
+        self.violations: list[str] = []
+
+    def governing(self) -> bool:
+        return bool(self.paused or self.limits)
+
+    def enter(self, name: str, amount: float | None = None) -> bool:
+        """A body of ``name`` starts (holding ``amount`` of its capacity, if given, else its own).
+
+        Returns whether it counts toward limits: only calls started while some pause or limit was
+        in force do (a call the hot path started ungoverned finishes uncounted, as documented)."""
+        if name not in self.exempt:
+            if None in self.paused or name in self.paused:
+                self.violations.append(f"{name} started while paused")
+            limit = self.limits.get(name)
+            if limit is not None and self.counted[name] >= limit:
+                self.violations.append(f"{name} started with {self.counted[name]} running, limit {limit}")
+        need = self.amounts.get(name)
+        if need is not None:
+            cname, amount = need[0], need[1] if amount is None else amount
+            if cname in self.capacity and self.held[cname] + amount > self.capacity[cname]:
+                self.violations.append(
+                    f"{name} started holding {cname}={amount} while {self.held[cname]} of "
+                    f"{self.capacity[cname]} were held")
+            self.held[cname] += amount
+            self.peak[cname] = max(self.peak[cname], self.held[cname])
+        counted = self.governing()
+        if counted:
+            self.counted[name] += 1
+        self.running[name] += 1
+        self.starts[name] += 1
+        self.peak[name] = max(self.peak[name], self.running[name])
+        self.trace.append(("enter", name))
+        return counted
+
+    def leave(self, name: str, amount: float | None = None, counted: bool = True) -> None:
+        self.running[name] -= 1
+        if counted:
+            self.counted[name] -= 1
+        need = self.amounts.get(name)
+        if need is not None:
+            self.held[need[0]] -= need[1] if amount is None else amount
+        self.trace.append(("leave", name))
+
+
+GAUGE: contextvars.ContextVar[Gauge | None] = contextvars.ContextVar("cascade_properties_gauge", default=None)
+
+
+async def hold(name: str, cycles: int = 1) -> None:
+    """A suspending body's wait: ``cycles`` loop cycles (different calls suspend for different
+    lengths, so concurrent runs drift apart and interleave), plus the gauge's ``ticks - 1``."""
+    gauge = GAUGE.get()
+    if gauge is None:
+        for _ in range(cycles):
+            await asyncio.sleep(0)
+        return
+    counted = gauge.enter(name)
+    try:
+        for _ in range(cycles + gauge.ticks - 1):
+            await asyncio.sleep(0)
+    finally:
+        gauge.leave(name, counted=counted)
 
 
 def make_resources() -> list[cs.Resource]:
@@ -124,8 +218,8 @@ def _plain(name: str, kind: str, node: Node) -> Any:
             return combine(lit, inputs)
     elif kind in ("suspend", "constrained"):
         async def fn(lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
-            _rec().record(name, (lit, *inputs))
-            await asyncio.sleep(0)
+            _rec().record(name, (lit, *inputs), instant=False)
+            await hold(name, 1 + lit % 3)
             return combine(lit, inputs)
     elif kind == "pred":
         def fn(lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
@@ -133,8 +227,8 @@ def _plain(name: str, kind: str, node: Node) -> Any:
             return combine(lit, inputs) % 3 == 0
     elif kind == "spred":  # a condition that suspends: runs interleave while it is decided
         async def fn(lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
-            _rec().record(name, (lit, *inputs))
-            await asyncio.sleep(0)
+            _rec().record(name, (lit, *inputs), instant=False)
+            await hold(name, 1 + lit % 3)
             return combine(lit, inputs) % 3 == 0
     elif kind == "select":
         modulus = node.modulus
@@ -221,9 +315,9 @@ def _root_fn(name: str, built: Built, scope: str, loop: int, mode: str) -> Any:
     raise_at = lp.raise_at
     nxt = (loop + 1) % len(wf.loops) if scope == "L" else loop
 
-    def body(n: int, lit: int, inputs: Any) -> Any:
+    def body(n: int, lit: int, inputs: Any, instant: bool = True) -> Any:
         rec = _rec()
-        rec.record(name, (n, lit, *inputs))
+        rec.record(name, (n, lit, *inputs), instant=instant)
         if rec.probe is not None:
             rec.probe(n)
         if raise_at == n:
@@ -240,8 +334,8 @@ def _root_fn(name: str, built: Built, scope: str, loop: int, mode: str) -> Any:
             return body(n, lit, inputs)
     else:
         async def fn(n: int, lit: int, *inputs: Any) -> Any:  # type: ignore[misc]
-            await asyncio.sleep(0)
-            return body(n, lit, inputs)
+            await hold(name)
+            return body(n, lit, inputs, instant=False)
     return fn
 
 

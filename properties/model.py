@@ -123,8 +123,8 @@ class Workflow:
 def task_name(prefix: str, scope: str, loop: int, body: int, idx: int, node: Node) -> str:
     if node.kind == "root":
         return f"{prefix}{scope}{loop}root"
-    if node.kind == "pure":
-        return f"{prefix}P{node.pure_task}"
+    if node.kind == "pure":  # shared by every pure node of the same signature (typed literal or not)
+        return f"{prefix}P{node.pure_task}{'t' if node.tsel >= 0 else ''}"
     return f"{prefix}{scope}{loop}b{body}n{idx}{node.kind}"
 
 

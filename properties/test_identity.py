@@ -9,6 +9,7 @@ model's canonical encoding of the iteration graph (pure nodes merged, sharing in
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 import cascade as cs
 
 from .builder import Built, Registry, fresh_prefix
-from .model import Body, IterGraph, Node, Workflow, canonical_form
+from .model import Body, IterGraph, Node, Workflow, canon, canonical_form
 from .profiles import ci_settings
 from .strategies import workflows
 
@@ -111,6 +112,57 @@ def test_ids_are_equal_across_processes(items: list[tuple[Workflow, Any]]) -> No
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == expected, "ids differ in a fresh interpreter"
+
+
+# Literals that look alike: equal under ``==`` across types (1, True, 1.0), signed zeros, NaN, str
+# vs bytes, tuple vs list, big ints vs floats, dicts with reordered keys.
+SCALARS = (0, 1, -1, True, False, 0.0, -0.0, 1.0, float("nan"), "1", "", b"1", b"", None, 10**30,
+           float(10**30), 2**63)
+literals = st.recursive(
+    st.sampled_from(SCALARS),
+    lambda inner: st.lists(inner, max_size=2) | st.lists(inner, max_size=2).map(tuple)
+    | st.dictionaries(st.sampled_from(("a", "b")), inner, max_size=2),
+    max_leaves=4,
+)
+
+
+@ci_settings(300)
+@given(st.lists(literals, min_size=2, max_size=4), st.randoms(use_true_random=False))
+def test_literal_types_are_part_of_identity(values: list[Any], rnd: Any) -> None:
+    """Pure calls merge, and structural ids are equal, exactly when their literals are the same value
+    of the same type; on the hot path too, where a second run of the same template with other
+    literals may merge differently."""
+    seen: list[Any] = []
+
+    def probe_fn(v: Any) -> Any:
+        seen.append(canon(v))
+        return canon(v)
+
+    probe = cs.task(probe_fn, name="probe", pure=True)
+    gather = cs.task(lambda *xs: list(xs), name="gather")
+    ids = [cs.build_graph(probe(v)).structural_id for v in values]
+    for i, a in enumerate(values):
+        for j, b in enumerate(values):
+            assert (ids[i] == ids[j]) == (canon(a) == canon(b)), f"ids of probe({a!r}) and probe({b!r})"
+    other = list(values)
+    rnd.shuffle(other)
+    other[0] = values[-1]  # another pattern of look-alikes, same template
+
+    async def main() -> list[Any]:
+        engine = cs.Engine()
+        outs = []
+        for vs in (values, values, other):
+            target = gather(*[probe(v) for v in vs])
+            distinct = {canon(v) for v in vs}
+            nodes = [n for n in cs.build_graph(target).nodes if n.name == "probe"]
+            assert len(nodes) == len(distinct), f"{len(nodes)} probe nodes for {len(distinct)} distinct literals in {vs!r}"
+            seen.clear()
+            outs.append(await engine.run(target))
+            assert sorted(map(repr, seen)) == sorted(map(repr, distinct)), f"calls {seen} for literals {vs!r}"
+        return outs
+
+    outs = asyncio.run(main())
+    assert outs == [[canon(v) for v in vs] for vs in (values, values, other)]
 
 
 __all__ = ["Node"]

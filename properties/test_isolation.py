@@ -1,8 +1,10 @@
 """Invariant 2: runs sharing one Engine are isolated.
 
 Several generated workflows (each with its own task names) run concurrently on one Engine, some of
-them several times with different start counters (same templates: shared hot plans); one run is
-made to fail and one is cancelled mid-run. Every other run gives exactly what it gives alone on a
+them several times with different start counters (same templates: shared hot plans) and different
+start offsets, so that runs of one template interleave at their suspension points (suspending
+conditions, suspending roots, suspending calls); one run is made to fail and one is cancelled
+mid-run. Every other run gives exactly what it gives alone on a
 fresh Engine (value or exception, calls, events), every event carries its own run's ``run_id`` and
 names only its own workflow's tasks, and once everything settled every resource was torn down and
 every constraint slot is free again.
@@ -11,6 +13,7 @@ every constraint slot is free again.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import gc
 from collections import Counter
@@ -25,11 +28,16 @@ import cascade as cs
 from .builder import Built, Recorder, event_key, make_engine, run_recorded
 from .model import Loop, Workflow, run_model
 from .profiles import TOLERATE, ci_settings
-from .strategies import workflows
+from .strategies import chance, workflows
 from .test_equivalence import assert_matches_model
 
+_RUN: contextvars.ContextVar[int] = contextvars.ContextVar("cascade_properties_run", default=-1)
+
 # kinds that suspend mid-iteration, so that runs sharing templates really interleave
-CONCURRENT_KINDS = ("suspend", "sync", "suspend", "constrained", "map", "pred", "resource", "flaky")
+CONCURRENT_KINDS = ("suspend", "sync", "suspend", "constrained", "map", "pred", "resource", "flaky", "spred",
+                    "select", "router", "cached", "kw")
+# kinds whose per-run bookkeeping (skips, route choices, values) outlives a suspension
+INTERLEAVING_KINDS = ("spred", "suspend", "sync", "select", "router", "suspend", "pred", "map")
 STATS: Counter[str] = Counter()  # what the generated fleets exercised (for tuning the strategy)
 
 
@@ -37,6 +45,7 @@ STATS: Counter[str] = Counter()  # what the generated fleets exercised (for tuni
 class Fleet:
     workflows: tuple[Workflow, ...]
     runs: tuple[tuple[int, int], ...]  # (workflow index, start counter)
+    offsets: tuple[int, ...]  # loop cycles each run waits before it starts
     failing: int | None  # index into runs of the run made to fail (its loop 0 root raises at once)
     cancelled: int | None  # index into runs of the run cancelled ...
     cancel_after: int  # ... at its cancel_after-th TaskExecutionStarted
@@ -45,12 +54,17 @@ class Fleet:
 @st.composite
 def fleets(draw: Any, with_failure: bool = True, with_cancel: bool = True) -> Fleet:
     wf = workflows(max_start=4) | workflows(kinds=CONCURRENT_KINDS, max_start=4, max_subs=0)
-    wfs = tuple(draw(st.lists(wf, min_size=1, max_size=3)))
-    runs = tuple(draw(st.lists(st.tuples(st.integers(0, len(wfs) - 1), st.integers(0, 4)), min_size=2, max_size=5)))
+    if chance(draw, 2):  # copies of one flow-heavy loop: one template, several runs in flight on its plan
+        wfs = (draw(workflows(kinds=INTERLEAVING_KINDS, max_start=4, max_subs=0, max_loops=1, max_bodies=1)),)
+        runs = tuple((0, draw(st.integers(1, 4))) for _ in range(draw(st.integers(2, 5))))
+    else:
+        wfs = tuple(draw(st.lists(wf, min_size=1, max_size=3)))
+        runs = tuple(draw(st.lists(st.tuples(st.integers(0, len(wfs) - 1), st.integers(0, 4)), min_size=2, max_size=5)))
+    offsets = tuple(draw(st.lists(st.integers(0, 3), min_size=len(runs), max_size=len(runs))))
     idx = st.integers(0, len(runs) - 1)
     failing = draw(idx) if with_failure else None
     cancelled = draw(idx.filter(lambda i: i != failing)) if with_cancel else None
-    return Fleet(wfs, runs, failing, cancelled, draw(st.integers(1, 6)))
+    return Fleet(wfs, runs, offsets, failing, cancelled, draw(st.integers(1, 6)))
 
 
 def _fail_now(wf: Workflow, start: int) -> Workflow:
@@ -96,11 +110,12 @@ def check_isolation(fleet: Fleet) -> None:
         victim_id: list[str] = []
         started = [0]
         cancel_requested: set[str] = set()
-        victim_name = plan[fleet.cancelled][2].task.name if fleet.cancelled is not None else None
 
         def watch(e: Any) -> None:
-            if isinstance(e, cs.RunStarted) and e.target == victim_name and not victim_id:
-                victim_id.append(e.run_id)
+            if isinstance(e, cs.RunStarted):
+                run_of[e.run_id] = _RUN.get()  # published in the run's own task
+                if run_of[e.run_id] == fleet.cancelled:
+                    victim_id.append(e.run_id)
             elif isinstance(e, cs.TaskExecutionStarted) and victim_id and e.run_id == victim_id[0]:
                 started[0] += 1
                 if started[0] == fleet.cancel_after:
@@ -108,8 +123,15 @@ def check_isolation(fleet: Fleet) -> None:
                     tasks[fleet.cancelled].cancel()  # type: ignore[index]
 
         engine.bus.subscribe(cs.Event, watch)
-        for (_built, _wf, target), rec in zip(plan, recs):
-            tasks.append(asyncio.ensure_future(run_recorded(engine, target, rec)))
+
+        async def delayed(k: int, target: Any, rec: Recorder) -> Any:
+            _RUN.set(k)
+            for _ in range(fleet.offsets[k]):
+                await asyncio.sleep(0)
+            return await run_recorded(engine, target, rec)
+
+        for k, ((_built, _wf, target), rec) in enumerate(zip(plan, recs)):
+            tasks.append(asyncio.ensure_future(delayed(k, target, rec)))
         done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=60)
         return list(done), recs, events, engine, cancel_requested
 
@@ -117,13 +139,13 @@ def check_isolation(fleet: Fleet) -> None:
         solos = [await solo(built, target) for built, wf, target in plan]
         return solos, await shared()
 
+    run_of: dict[str, int] = {}
     solos, (outs, recs, events, engine, cancel_requested) = asyncio.run(main())
     gc.collect()
-    # which run is which: RunStarted names the target task; runs of one workflow share names, so
-    # match them to runs by their order of creation (gather starts them in order)
-    run_ids: list[str] = [e.run_id for e in events if isinstance(e, cs.RunStarted)]
-    assert len(run_ids) == len(plan), f"{len(run_ids)} RunStarted events for {len(plan)} runs"
-    by_id = {rid: r for r, rid in enumerate(run_ids)}
+    # which run is which: each run's RunStarted is published in its own task, which knows its index
+    assert sorted(run_of.values()) == list(range(len(plan))), f"RunStarted of runs {sorted(run_of.values())}"
+    by_id = run_of
+    run_ids = [rid for rid, _ in sorted(run_of.items(), key=lambda kv: kv[1])]
     per_run: list[list[Any]] = [[] for _ in plan]
     for e in events:
         assert e.run_id in by_id, f"event of an unknown run: {e}"

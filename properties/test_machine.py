@@ -1,7 +1,10 @@
 """Invariant 5, stateful: a RuleBasedStateMachine starts, steps, cancels and awaits runs on one
-Engine (on an event loop the machine owns) and, after every step, checks every finished run against
-the model; a cancelled run tears everything down, and with no run in flight every constraint slot is
-free."""
+Engine (on an event loop the machine owns), and pauses, resumes and re-limits tasks (or everything)
+while those loops run hot. After every step it checks every finished run against the model, and a
+:class:`~properties.builder.Gauge` checks that no body of a paused task started and no limit was
+exceeded; awaiting a run first lifts every pause and limit, and the run must then finish (no wake-up
+lost when governance changes). A cancelled run tears everything down, and with no run in flight
+every constraint slot is free."""
 
 from __future__ import annotations
 
@@ -12,11 +15,12 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from .builder import Built, Recorder, make_engine, run_recorded
+from .builder import GAUGE, Built, Gauge, Recorder, make_engine, run_recorded
 from .model import Outcome, Workflow, run_model
 from .profiles import TOLERATE, budget, ci_settings
 from .strategies import workflows
 from .test_equivalence import assert_matches_model
+from .test_governance import all_task_names
 
 
 @dataclass
@@ -35,6 +39,9 @@ class SharedEngineMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.engine = make_engine(True)
         self.runs: list[Run] = []
+        self.gauge = Gauge(ticks=2)
+        self.names: list[str] = []
+        self.token = GAUGE.set(self.gauge)  # the runs' tasks inherit it
 
     def _pending(self) -> list[Run]:
         return [r for r in self.runs if not r.task.done()]
@@ -42,6 +49,10 @@ class SharedEngineMachine(RuleBasedStateMachine):
     @rule(wf=workflows(max_start=4, max_loops=2))
     def start_run(self, wf: Workflow) -> None:
         built = Built(wf)
+        for name, nd in all_task_names(wf, built.prefix).items():
+            self.names.append(name)
+            if nd.kind == "constrained":  # admitted before a change, it may start after it
+                self.gauge.exempt.add(name)
         rec = Recorder()
         task = self.loop.create_task(run_recorded(self.engine, built.target(), rec))
         self.runs.append(Run(wf, run_model(wf, built.prefix), rec, task))
@@ -58,12 +69,49 @@ class SharedEngineMachine(RuleBasedStateMachine):
         run.cancelled = True
         run.task.cancel()
 
+    @precondition(lambda self: bool(self.names))
+    @rule(data=st.data(), everything=st.booleans())
+    def pause(self, data: st.DataObject, everything: bool) -> None:
+        name = None if everything and not data.draw(st.booleans()) else data.draw(st.sampled_from(self.names))
+        self.engine.pause(name)
+        self.gauge.paused.add(name)
+
+    @precondition(lambda self: bool(self.gauge.paused))
+    @rule(data=st.data())
+    def resume(self, data: st.DataObject) -> None:
+        name = data.draw(st.sampled_from(sorted(self.gauge.paused, key=str)))
+        self.gauge.paused.discard(name)
+        self.engine.resume(name)
+
+    @precondition(lambda self: bool(self.names))
+    @rule(data=st.data(), limit=st.none() | st.integers(1, 2))
+    def limit(self, data: st.DataObject, limit: int | None) -> None:
+        name = data.draw(st.sampled_from(self.names))
+        self.engine.set_concurrency_limit(name, limit)
+        if limit is None:
+            self.gauge.limits.pop(name, None)
+        else:
+            self.gauge.limits[name] = limit
+
+    def _lift_all(self) -> None:
+        for name in list(self.gauge.paused):
+            self.gauge.paused.discard(name)
+            self.engine.resume(name)
+        for name in list(self.gauge.limits):
+            del self.gauge.limits[name]
+            self.engine.set_concurrency_limit(name, None)
+
     @precondition(lambda self: bool(self._pending()))
     @rule(data=st.data())
     def await_run(self, data: st.DataObject) -> None:
         run = data.draw(st.sampled_from(self._pending()))
+        self._lift_all()  # every run may finish now: none may stay asleep
         self.loop.run_until_complete(asyncio.wait([run.task], timeout=30))
-        assert run.task.done(), "a run did not finish within 30 s (leaked constraint slot?)"
+        assert run.task.done(), "a run did not finish within 30 s of lifting every pause and limit (lost wake-up?)"
+
+    @invariant()
+    def governance_holds(self) -> None:
+        assert not self.gauge.violations, f"governance broken: {self.gauge.violations[:3]}"
 
     @invariant()
     def finished_runs_match_the_model(self) -> None:
@@ -86,6 +134,7 @@ class SharedEngineMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
+            self._lift_all()
             for run in self._pending():
                 run.task.cancel()
                 run.cancelled = True
@@ -93,7 +142,9 @@ class SharedEngineMachine(RuleBasedStateMachine):
                 self.loop.run_until_complete(asyncio.wait([r.task for r in self.runs], timeout=30))
             self.finished_runs_match_the_model()
             self.idle_engine_holds_no_slot()
+            self.governance_holds()
         finally:
+            GAUGE.reset(self.token)
             self.loop.close()
 
 
