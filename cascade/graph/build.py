@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..spec.lazy import POLICY, LazyResult, MappedLazyResult, Router
-from .identity import digest, encode_args
+from .identity import digest, encode_args, encode_literal
 from .model import Edge, Graph, Node
 
 __all__ = ["build_graph"]
@@ -67,7 +67,7 @@ def _make_node(index: int, obj: Any, deps: list[int], nodes: list[Node]) -> Node
         return Node(index, kind, obj, name, tuple(deps), tuple(deps), None, (), (),
                     digest(s_text + ",".join(sids)), digest(t_text + ",".join(tids)))
     if type(obj) is Router:
-        keys = ",".join(repr(k) for k in obj.keys)
+        keys = ",".join(encode_literal(k) for k in obj.keys)
         s_text = t_text = f"router:{keys}"
         return Node(index, "router", obj, "Router", tuple(deps), tuple(deps), None, (), (),
                     digest(s_text + ",".join(sids)), digest(t_text + ",".join(tids)))

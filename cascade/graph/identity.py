@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ..spec.lazy import LazyResult, MappedLazyResult, Router, _scan, _sorted_keys
+from ..spec.lazy import LazyResult, MappedLazyResult, Router, _sorted_keys
 from ..spec.markers import Marker
 
 __all__ = ["digest", "encode_literal", "encode_args"]
@@ -22,38 +22,131 @@ def digest(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def encode_literal(value: Any) -> str:
-    """Canonical text of a literal value; equal values of equal types give equal text."""
+# Ints above this many bits are written in hex: ``repr`` of an int beyond Python's int-to-string
+# limit (4300 digits by default, settable down to 640) raises, hex conversion is never limited, and
+# a fixed threshold keeps the text the same in every process whatever its limit. 2000 bits are
+# about 600 decimal digits. Decimal ``repr`` never contains an ``x``, so the two forms cannot meet.
+_HEX_BITS = 2000
+
+
+def _atom(value: Any) -> str:
     t = type(value)
-    if t in _PLAIN:
-        return f"{t.__name__}:{value!r}"
-    if t is list or t is tuple:
-        return f"{t.__name__}[" + ",".join(encode_literal(v) for v in value) + "]"
-    if t is dict:
-        return "dict{" + ",".join(f"{encode_literal(k)}={encode_literal(value[k])}" for k in _sorted_keys(value)) + "}"
-    if t is set or t is frozenset:
-        return f"{t.__name__}{{" + ",".join(sorted(encode_literal(v) for v in value)) + "}"
-    return f"{t.__module__}.{t.__qualname__}:{value!r}"
+    if t is int and value.bit_length() > _HEX_BITS:
+        return f"int:{value:#x}"
+    return f"{t.__name__}:{value!r}"
+
+
+def encode_literal(value: Any) -> str:
+    """Canonical text of a literal value; equal values of equal types give equal text.
+
+    Iterative (any nesting depth). Raises ``ValueError`` for a container that contains itself and
+    whatever ``repr``/ordering of an unknown object raises; :func:`encode_args` names the task and
+    argument for it.
+    """
+    if type(value) in _PLAIN:
+        return _atom(value)
+    return _walk(value, True, None)[0]
 
 
 def encode_args(obj: LazyResult, dep_ids: list[str], literals: bool) -> str:
-    """Canonical text of a call's arguments, dependencies replaced by their ids (in ``_deps`` order)."""
+    """Canonical text of a call's arguments, dependencies replaced by their ids (in ``_deps`` order).
+
+    ``literals=False`` writes every literal as ``L`` (the template). A failure to encode an
+    argument is re-raised as ``TypeError`` (``ValueError`` for a self-containing container) naming
+    the task and the argument.
+    """
     it = iter(dep_ids)
+    parts: list[str] = []
+    where: Any = 0
+    try:
+        for value in obj.args:
+            parts.append(_arg(value, literals, it))
+            where += 1
+        parts.append(";")
+        for n, where in enumerate(sorted(obj.kwargs)):
+            parts.append(("," if n else "") + f"{where}={_arg(obj.kwargs[where], literals, it)}")
+    except Exception as exc:
+        arg = f"argument {where}" if isinstance(where, int) else f"argument {where!r}"
+        cls = ValueError if isinstance(exc, ValueError) else TypeError
+        raise cls(
+            f"task {obj.task.name!r} {arg}: cannot be encoded for the graph's identity: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    pos = ",".join(parts[: parts.index(";")])
+    return f"({pos};{''.join(parts[parts.index(';') + 1:])})"
 
-    def enc(value: Any) -> str:
-        t = type(value)
-        if t is LazyResult or t is MappedLazyResult or t is Router or isinstance(
-            value, (LazyResult, MappedLazyResult, Router)
-        ):
-            return f"<{next(it)}>"
-        if (t is list or t is tuple or t is dict) and _scan(value, []) is not None:
-            if t is dict:
-                return "dict{" + ",".join(f"{encode_literal(k)}={enc(value[k])}" for k in _sorted_keys(value)) + "}"
-            return f"{t.__name__}[" + ",".join(enc(v) for v in value) + "]"
-        if isinstance(value, Marker):
-            return repr(value.shape_key)
+
+def _arg(value: Any, literals: bool, it: Any) -> str:
+    t = type(value)
+    if t in _PLAIN:
         return encode_literal(value) if literals else "L"
+    return _walk(value, literals, it)[0]
 
-    pos = ",".join(enc(a) for a in obj.args)
-    kw = ",".join(f"{k}={enc(obj.kwargs[k])}" for k in sorted(obj.kwargs))
-    return f"({pos};{kw})"
+
+_STRUCT = (LazyResult, MappedLazyResult, Router)
+
+
+def _leaf(value: Any, literals: bool, it: Any) -> tuple[str, bool]:
+    """Text of a non-container value and whether it is structure (a dependency or a marker)."""
+    t = type(value)
+    if t in _PLAIN:
+        return (encode_literal(value) if literals else "L"), False
+    if it is not None:
+        if t is LazyResult or t is MappedLazyResult or t is Router or isinstance(value, _STRUCT):
+            return f"<{next(it)}>", True
+        if isinstance(value, Marker):
+            return repr(value.shape_key), True
+    if not literals:
+        return "L", False
+    if t is set or t is frozenset:
+        return f"{t.__name__}{{" + ",".join(sorted(encode_literal(v) for v in value)) + "}", False
+    return f"{t.__module__}.{t.__qualname__}:{value!r}", False
+
+
+def _walk(root: Any, literals: bool, it: Any) -> tuple[str, bool]:
+    """Text of ``root`` (a list, tuple or dict at any depth, or a leaf), iteratively.
+
+    ``it`` (dependency ids, or ``None`` for a plain literal) is consumed in the order ``_scan``
+    found dependencies: depth first, dict keys sorted. A container holding no dependency or marker
+    is a literal: in a template (``literals=False``) it is ``L`` whatever its length.
+    """
+    t = type(root)
+    if t is not list and t is not tuple and t is not dict:
+        return _leaf(root, literals, it)
+    # frame: [container, keys (dict) or None, next index, texts so far, any structure inside]
+    stack: list[list[Any]] = [[root, _sorted_keys(root) if t is dict else None, 0, [], False]]
+    on_path = {id(root)}
+    while True:
+        frame = stack[-1]
+        c, keys, i, texts, _ = frame
+        n = len(c) if keys is None else len(keys)
+        if i < n:
+            frame[2] = i + 1
+            item = c[i] if keys is None else c[keys[i]]
+            if keys is not None:
+                texts.append(encode_literal(keys[i]) + "=")
+            ti = type(item)
+            if ti is list or ti is tuple or ti is dict:
+                if id(item) in on_path:
+                    raise ValueError(f"a {ti.__name__} that contains itself cannot be described")
+                on_path.add(id(item))
+                stack.append([item, _sorted_keys(item) if ti is dict else None, 0, [], False])
+                continue
+            text, structural = _leaf(item, literals, it)
+            texts.append(text)
+            frame[4] = frame[4] or structural
+            continue
+        stack.pop()
+        on_path.discard(id(c))
+        structural = frame[4]
+        if not literals and not structural:
+            text = "L"
+        elif keys is not None:
+            text = "dict{" + ",".join(texts[j] + texts[j + 1] for j in range(0, len(texts), 2)) + "}"
+        else:
+            text = f"{type(c).__name__}[" + ",".join(texts) + "]"
+        if not stack:
+            return text, structural
+        parent = stack[-1]
+        parent[3].append(text)
+        parent[4] = parent[4] or structural

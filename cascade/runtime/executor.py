@@ -172,18 +172,10 @@ def resolve_args(st: Step, obj: LazyResult, values: list[Any], ctx: RunContext,
     else:
         it = iter(st.deps[: st.ndata])
 
-        def r(v: Any) -> Any:
+        def leaf(v: Any) -> Any:
             t = type(v)
-            if t in _ATOMIC:
-                return v
             if t is LazyResult or t is MappedLazyResult or t is Router:
                 return values[next(it)]
-            if t is list or t is tuple:
-                out = [r(x) for x in v]
-                return out if t is list else tuple(out)
-            if t is dict:
-                tmp = {k: r(v[k]) for k in _sorted(v)}
-                return {k: tmp[k] for k in v}
             if t is Param:
                 return v.resolve(ctx.params)
             if t is Env:
@@ -191,6 +183,14 @@ def resolve_args(st: Step, obj: LazyResult, values: list[Any], ctx: RunContext,
             if t is Inject:
                 return _resource_value(v.name, ctx, task_res)
             return v
+
+        def r(v: Any) -> Any:
+            t = type(v)
+            if t in _ATOMIC:
+                return v
+            if t is list or t is tuple or t is dict:
+                return _resolve_container(v, leaf)
+            return leaf(v)
 
         args = tuple(r(a) for a in obj.args)
         tmp_kw = {k: r(obj.kwargs[k]) for k in sorted(obj.kwargs)}
@@ -200,6 +200,35 @@ def resolve_args(st: Step, obj: LazyResult, values: list[Any], ctx: RunContext,
         for param, res in st.injected:
             kwargs[param] = _resource_value(res, ctx, task_res)
     return args, kwargs
+
+
+def _resolve_container(root: Any, leaf: Any) -> Any:
+    """A copy of a list/tuple/dict argument with ``leaf`` applied to every non-container value, in
+    ``_scan``'s order (depth first, dict keys sorted; dicts keep their own order). Iterative, so a
+    lazy result nested 10,000 lists deep resolves like a shallow one (``_scan`` refused cycles)."""
+    # frame: [container, dict keys sorted or None, next index, resolved items, slot in parent]
+    stack: list[list[Any]] = [[root, _sorted(root) if type(root) is dict else None, 0, [], None]]
+    while True:
+        frame = stack[-1]
+        c, keys, i, out, _ = frame
+        if i < (len(c) if keys is None else len(keys)):
+            frame[2] = i + 1
+            v = c[i] if keys is None else c[keys[i]]
+            t = type(v)
+            if t is list or t is tuple or t is dict:
+                stack.append([v, _sorted(v) if t is dict else None, 0, [], i])
+            else:
+                out.append(v if t in _ATOMIC else leaf(v))
+            continue
+        stack.pop()
+        if keys is not None:
+            by_key = dict(zip(keys, out))
+            value: Any = {k: by_key[k] for k in c}
+        else:
+            value = out if type(c) is list else tuple(out)
+        if not stack:
+            return value
+        stack[-1][3].append(value)
 
 
 def note_failure(exc: BaseException, steps: Any, p: int) -> None:

@@ -33,6 +33,8 @@ def _scan(value: Any, deps: list[Any]) -> Any:
     """Shape of one argument value: ``None`` for a plain literal, else a hashable description.
 
     Appends every lazy dependency found (depth-first, dict keys in sorted order) to ``deps``.
+    Containers are walked iteratively (any depth); raises ``ValueError`` for a list, tuple or dict
+    that contains itself (it could be neither described nor resolved).
     """
     t = type(value)
     if t in _ATOMIC:
@@ -40,30 +42,83 @@ def _scan(value: Any, deps: list[Any]) -> Any:
     if t is LazyResult or t is MappedLazyResult or t is Router:
         deps.append(value)
         return value._shape
-    if t is list or t is tuple:
-        parts: list[tuple[Any, Any]] | None = None
-        for i, item in enumerate(value):
-            s = _scan(item, deps)
-            if s is not None:
-                if parts is None:
-                    parts = []
-                parts.append((i, s))
-        return None if parts is None else (t.__name__, len(value), tuple(parts))
-    if t is dict:
-        parts = None
-        for k in _sorted_keys(value):
-            s = _scan(value[k], deps)
-            if s is not None:
-                if parts is None:
-                    parts = []
-                parts.append((k, s))
-        return None if parts is None else ("dict", len(value), tuple(parts))
+    if t is list or t is tuple or t is dict:
+        return _scan_container(value, deps)
+    return _scan_leaf(value, deps)
+
+
+def _scan_leaf(value: Any, deps: list[Any]) -> Any:
     if isinstance(value, Marker):
         return value.shape_key
     if isinstance(value, (LazyResult, MappedLazyResult, Router)):
         deps.append(value)
         return getattr(value, "_shape")
     return None
+
+
+def _scan_container(root: Any, deps: list[Any]) -> Any:
+    """:func:`_scan` of a list, tuple or dict, with an explicit stack.
+
+    A nested container's shape is folded into one int as soon as it is complete (``hash`` of its
+    type, length and the shapes of the items that are structure), so a deep argument gives a flat
+    shape: nothing downstream recurses over its depth.
+    """
+    if type(root) is not dict:
+        for item in root:  # the common case: a flat literal list or tuple
+            if type(item) not in _ATOMIC:
+                break
+        else:
+            return None
+    on_path = {id(root)}
+    # frame: [container, dict keys in canonical order or None, next index, (slot, shape) parts,
+    #         its slot in the parent]
+    stack: list[list[Any]] = [[root, _sorted_keys(root) if type(root) is dict else None, 0, None, None]]
+    while True:
+        frame = stack[-1]
+        c, keys, i, parts, _ = frame
+        if i < (len(c) if keys is None else len(keys)):
+            frame[2] = i + 1
+            slot = i if keys is None else keys[i]
+            item = c[slot]
+            t = type(item)
+            if t in _ATOMIC:
+                continue
+            if t is list or t is tuple or t is dict:
+                if id(item) in on_path:
+                    raise ValueError(f"it holds a {t.__name__} that contains itself, which cannot be described")
+                on_path.add(id(item))
+                stack.append([item, _sorted_keys(item) if t is dict else None, 0, None, slot])
+                continue
+            if t is LazyResult or t is MappedLazyResult or t is Router:
+                deps.append(item)
+                s = item._shape
+            else:
+                s = _scan_leaf(item, deps)
+            if s is not None:
+                if parts is None:
+                    parts = frame[3] = []
+                parts.append((slot, s))
+            continue
+        stack.pop()
+        on_path.discard(id(c))
+        shape = None if parts is None else hash(("dict" if keys is not None else type(c).__name__, len(c), tuple(parts)))
+        if not stack:
+            return shape
+        if shape is not None:
+            parent = stack[-1]
+            if parent[3] is None:
+                parent[3] = []
+            parent[3].append((frame[4], shape))
+
+
+def _argument_error(task: Task, where: Any, exc: Exception) -> Exception:
+    """The error for an argument that cannot be described, naming the task and the argument:
+    ``ValueError`` for a self-containing container, else ``TypeError`` (what the argument's own
+    ``__lt__``/``__repr__``/... raised is chained as the cause)."""
+    arg = f"argument {where}" if isinstance(where, int) else f"argument {where!r}"
+    if isinstance(exc, ValueError):
+        return ValueError(f"task {task.name!r} {arg}: {exc}")
+    return TypeError(f"task {task.name!r} {arg} cannot be described: {type(exc).__name__}: {exc}")
 
 
 def _sorted_keys(d: Mapping[Any, Any]) -> list[Any]:
@@ -279,32 +334,37 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
     h = task.key
     mode = 0
     i = 0
-    for a in args:
-        t = type(a)
-        if t is LazyResult:
-            if deps is None:
-                deps = [a]
-            else:
-                deps.append(a)
-            h = hash((h, i, a[SHAPE]))
-            if mode == 0:
-                mode = 1
-        elif t not in _ATOMIC:
-            found: list[Any] = []
-            shape = _scan(a, found)
-            if shape is not None:
-                deps = found if deps is None else deps + found
-                h = hash((h, i, shape))
-                mode = 2
-        i += 1
+    k: str | None = None
+    try:  # free unless raised: a self-containing or undescribable argument is named below
+        for a in args:
+            t = type(a)
+            if t is LazyResult:
+                if deps is None:
+                    deps = [a]
+                else:
+                    deps.append(a)
+                h = hash((h, i, a[SHAPE]))
+                if mode == 0:
+                    mode = 1
+            elif t not in _ATOMIC:
+                found: list[Any] = []
+                shape = _scan(a, found)
+                if shape is not None:
+                    deps = found if deps is None else deps + found
+                    h = hash((h, i, shape))
+                    mode = 2
+            i += 1
+        if kwargs:
+            for k in sorted(kwargs):
+                found = []
+                shape = _scan(kwargs[k], found)
+                if shape is not None:
+                    deps = found if deps is None else deps + found
+                    h = hash((h, k, shape))
+                    mode = 2
+    except Exception as exc:
+        raise _argument_error(task, i if k is None else k, exc) from exc
     if kwargs:
-        for k in sorted(kwargs):
-            found = []
-            shape = _scan(kwargs[k], found)
-            if shape is not None:
-                deps = found if deps is None else deps + found
-                h = hash((h, k, shape))
-                mode = 2
         h = hash((h, i, tuple(sorted(kwargs))))
     else:
         h = hash((h, i))
