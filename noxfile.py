@@ -39,7 +39,7 @@ def _asv_machine(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the unit tests."""
-    _install(session, "test", "examples", "redis")
+    _install(session, "test", "examples", "redis", "mqtt", "cli")
     session.run("python", "-m", "pytest", "tests", "-p", "no:cacheprovider", *session.posargs)
 
 

@@ -50,7 +50,7 @@ class Task:
     )
 
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None, pure: bool = False,
-                 offload: bool = False) -> None:
+                 offload: bool = False, cache_version: str | int | None = None) -> None:
         if isinstance(fn, Task):
             fn = fn.fn
         if not callable(fn):
@@ -64,6 +64,11 @@ class Task:
         self.name: str = name or getattr(fn, "__name__", None) or type(fn).__name__
         self.pure = bool(pure)
         self.offload = bool(offload)
+        if cache_version is not None and (isinstance(cache_version, bool) or not isinstance(cache_version, (str, int))):
+            raise TypeError(f"@cs.task(cache_version=...) of {self.name!r} must be a str or int, got {cache_version!r}")
+        # Part of every cache key of this task (runtime/cachekey.py): bump it when what the body
+        # computes changes without its own bytecode changing (a helper it calls, data it reads).
+        self.cache_version = cache_version
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             getattr(fn, "__call__", None)
         )
@@ -144,12 +149,16 @@ def injected_params(fn: Callable[..., Any]) -> tuple[tuple[str, str], ...]:
 @overload
 def task(fn: Callable[..., Any], /) -> Task: ...
 @overload
-def task(*, name: str | None = None, pure: bool = False, offload: bool = False) -> Callable[[Callable[..., Any]], Task]: ...
-def task(fn: Any = None, /, *, name: str | None = None, pure: bool = False, offload: bool = False) -> Any:
+def task(*, name: str | None = None, pure: bool = False, offload: bool = False,
+         cache_version: str | int | None = None) -> Callable[[Callable[..., Any]], Task]: ...
+def task(fn: Any = None, /, *, name: str | None = None, pure: bool = False, offload: bool = False,
+         cache_version: str | int | None = None) -> Any:
     """Declare a task: ``@cs.task`` or ``@cs.task(name=None, pure=False, offload=False)``.
 
-    Raises ``TypeError`` when given something that is not callable.
+    Raises ``TypeError`` when given something that is not callable. ``cache_version`` (a str or int)
+    is part of every ``with_cache`` key of the task: bump it to invalidate cached values when the
+    body's behaviour changes without its own code changing (the key already covers the bytecode).
     """
     if fn is None:
-        return lambda f: Task(f, name=name, pure=pure, offload=offload)
-    return Task(fn, name=name, pure=pure, offload=offload)
+        return lambda f: Task(f, name=name, pure=pure, offload=offload, cache_version=cache_version)
+    return Task(fn, name=name, pure=pure, offload=offload, cache_version=cache_version)

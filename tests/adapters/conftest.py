@@ -76,3 +76,27 @@ async def procs_client(dask_processes: str) -> AsyncIterator[Any]:
 
     async with Client(dask_processes, asynchronous=True) as client:
         yield client
+
+
+# -- MQTT: a real mosquitto per test (the `mqtt` extra) --------------------------------------------
+
+@pytest.fixture
+def mosquitto() -> Iterator[Any]:
+    """A mosquitto broker of this test's own on a free loopback port (retained state starts empty),
+    stopped and removed after; a missing mosquitto fails with how to install it."""
+    from .mosquitto_server import MosquittoServer
+
+    server = MosquittoServer()
+    yield server
+    server.close()
+
+
+@pytest_asyncio.fixture
+async def mqtt(mosquitto: Any) -> AsyncIterator[Any]:
+    """A connected MQTTConnector to the test's broker, disconnected after."""
+    from cascade.adapters.mqtt import MQTTConnector
+
+    connector = MQTTConnector(mosquitto.url, connect_timeout=5.0)
+    await connector.connect()
+    yield connector
+    await connector.disconnect()
