@@ -135,7 +135,11 @@ class Engine:
 
         Raises the task's own exception when a task fails (after its retries),
         :class:`cascade.DependencyMissingError` when the target was skipped, ``TypeError`` when
-        ``target`` is not a lazy result, :class:`cascade.ParamError` for a missing param.
+        ``target`` is not a lazy result, :class:`cascade.ParamError` for a missing param,
+        :class:`cascade.ResourceError` for a resource that is unknown, in a cycle or injected
+        across scopes. A failing resource teardown never replaces the run's own exception (it is
+        attached to it: ``__notes__`` and ``cascade_teardown_errors``); it is raised only when
+        nothing else failed.
         """
         if not isinstance(target, (LazyResult, MappedLazyResult)):
             raise TypeError(
