@@ -255,6 +255,7 @@ async def test_redis_cache_killed_mid_run_degrades_to_misses() -> None:
         # each cached call after the kill: the lookup fails (a miss), then the store fails
         assert [e.reason for e in events] == ["get-failed", "set-failed"] * 3
         assert [e.task_name for e in events] == ["step"] * 6
+        await cache.aclose()
     finally:
         server.stop()
 

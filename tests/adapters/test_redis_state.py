@@ -163,6 +163,7 @@ async def test_redis_killed_mid_run_fails_the_run_cleanly() -> None:
         # the failed clear at the end is attached to the error, not raised instead of it
         assert any("could not clear" in n for n in getattr(info.value, "__notes__", []))
         assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        backend.close()
     finally:
         server.stop()
 
