@@ -148,8 +148,9 @@ class MQTTConnector:
 
     ``broker``: ``mqtt://host:port``. ``client_id``: default ``cascade-<random>``. ``backoff``:
     first and longest wait between reconnection attempts (seconds). ``connect_timeout``: how long
-    :meth:`connect` and a subscription's retained-state barrier wait. ``connections`` counts
-    successful connections (1 + reconnects).
+    :meth:`connect` and a subscription's retained-state barrier wait. ``announce=False``: no status
+    topic and no last will (for short-lived clients such as the command line). ``connections``
+    counts successful connections (1 + reconnects).
     """
 
     supports_resync = True
@@ -157,7 +158,7 @@ class MQTTConnector:
     def __init__(self, broker: str = "mqtt://127.0.0.1:1883", *, client_id: str | None = None,
                  status_topic: str | None = None, backoff: tuple[float, float] = (0.05, 2.0),
                  keepalive: int = 5, connect_timeout: float = 10.0, max_pending: int = 1000,
-                 max_outgoing: int = 10_000) -> None:
+                 max_outgoing: int = 10_000, announce: bool = True) -> None:
         self.host, self.port = parse_broker_url(broker)
         self.client_id = client_id or f"cascade-{uuid.uuid4().hex[:12]}"
         self.status_topic = status_topic or f"cascade/status/{self.client_id}"
@@ -167,6 +168,7 @@ class MQTTConnector:
             raise ValueError(f"backoff must be (first, max) with 0 < first <= max, got {backoff!r}")
         self.backoff = (float(first), float(longest))
         self.keepalive = keepalive
+        self.announce = announce
         self.connect_timeout = connect_timeout
         self.max_pending = max_pending
         self.connections = 0
@@ -179,6 +181,7 @@ class MQTTConnector:
         self._wake_sender = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
+        self._first_failed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -196,14 +199,22 @@ class MQTTConnector:
     async def connect(self) -> None:
         """Start the connection Task and wait for the first connection.
 
-        Raises ``ConnectionError`` naming the broker when it is not reachable within ``connect_timeout``
-        (the Task is stopped then)."""
+        Raises ``ConnectionError`` naming the broker when the first attempt fails or does not succeed
+        within ``connect_timeout`` (the Task is stopped then); only an established connection is
+        retried when it drops."""
         if self._task is None or self._task.done():
             self._closing = False
+            self._first_failed.clear()
             self._task = asyncio.get_running_loop().create_task(self._run())
+        connected = asyncio.ensure_future(self._connected.wait())
+        failed = asyncio.ensure_future(self._first_failed.wait())
         try:
-            await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
-        except TimeoutError:
+            await asyncio.wait({connected, failed}, timeout=self.connect_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            connected.cancel()
+            failed.cancel()
+        if not self._connected.is_set():
             await self.disconnect()
             detail = f": {self.last_error}" if self.last_error else ""
             raise ConnectionError(f"cannot connect to the MQTT broker at {self.url}{detail}") from None
@@ -217,7 +228,8 @@ class MQTTConnector:
                 while self._outgoing:
                     topic, data, retain = self._outgoing.popleft()
                     await client.publish(topic, data, qos=QOS, retain=retain)
-                await client.publish(self.status_topic, self._status("offline"), qos=QOS, retain=True)
+                if self.announce:
+                    await client.publish(self.status_topic, self._status("offline"), qos=QOS, retain=True)
             except aiomqtt.MqttError as exc:
                 _log.warning("MQTT %s: could not say goodbye: %s", self.url, exc)
         task, self._task = self._task, None
@@ -242,14 +254,15 @@ class MQTTConnector:
 
     async def _run(self) -> None:
         delay = self.backoff[0]
-        will = aiomqtt.Will(self.status_topic, self._status("offline"), qos=QOS, retain=True)
+        will = aiomqtt.Will(self.status_topic, self._status("offline"), qos=QOS, retain=True) if self.announce else None
         while not self._closing:
             sender: asyncio.Task[None] | None = None
             try:
                 async with aiomqtt.Client(self.host, self.port, identifier=self.client_id, will=will,
                                           keepalive=self.keepalive, timeout=self.connect_timeout) as client:
                     await client.subscribe(self._sync_topic, qos=QOS)
-                    await client.publish(self.status_topic, self._status("online"), qos=QOS, retain=True)
+                    if self.announce:
+                        await client.publish(self.status_topic, self._status("online"), qos=QOS, retain=True)
                     self._client = client
                     reader = asyncio.get_running_loop().create_task(self._read(client))
                     try:
@@ -265,8 +278,10 @@ class MQTTConnector:
                         reader.cancel()
             except (aiomqtt.MqttError, ConnectionError, TimeoutError) as exc:
                 self.last_error = str(exc) or type(exc).__name__
-                if self.connections:
-                    _log.warning("MQTT %s: connection lost (%s); reconnecting in %.2fs", self.url, exc, delay)
+                if not self.connections:
+                    self._first_failed.set()  # connect() reports it: a wrong address is not retried
+                    break
+                _log.warning("MQTT %s: connection lost (%s); reconnecting in %.2fs", self.url, exc, delay)
             finally:
                 self._connected.clear()
                 self._client = None
