@@ -70,6 +70,8 @@ def _guarded(command: str, fn: Any, *args: Any) -> Any:
         raise _fail(command, str(exc)) from None
     except ConnectionError as exc:
         raise _fail(command, str(exc) or "cannot connect to the broker") from None
+    except ValueError as exc:  # bad input (a scope, a number): the message names it
+        raise _fail(command, str(exc)) from None
     except KeyboardInterrupt:
         raise _fail(command, "interrupted", 130) from None
     except Exception as exc:

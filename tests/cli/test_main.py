@@ -86,7 +86,7 @@ def test_limit_argument_errors(runner):
         (["limit", "task:x", "-c", "0"], "cascade limit: --concurrency 0: 'limit' must be a finite number >= 1, got 0"),
         (["pause", "task:x", "--ttl", "soon"], "cascade pause: --ttl 'soon': expected a positive duration such as "
                                                "30s, 500ms, 5m or 1h"),
-        (["pause", "project:x"], "cascade pause: ValueError: unknown scope 'project:x': scopes are 'global' and "
+        (["pause", "project:x"], "cascade pause: unknown scope 'project:x': scopes are 'global' and "
                                  "'task:<glob>'"),
     ]
     for args, message in cases:
