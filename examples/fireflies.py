@@ -112,8 +112,8 @@ def firefly(me: Firefly, t0: float, message: Any) -> Any:
     # flash: tell the neighbours, start a new cycle, listen after publishing
     sim.flashes += 1
     sim.origins[me.index] = now
-    flashes = [cs.publish(topic, me.index) for topic in me.neighbours]
-    return firefly(me, now, cs.recv(me.inbox, timeout=period).after(*flashes))
+    flash = cs.publish(me.neighbours, me.index)  # one call, one message to each neighbour
+    return firefly(me, now, cs.recv(me.inbox, timeout=period).after(flash))
 
 
 def _cascade_agents(sim: Sim, engine: cs.Engine, starts: list[float], width: int, height: int,

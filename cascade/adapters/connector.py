@@ -30,6 +30,8 @@ import asyncio
 import inspect
 import logging
 from collections import deque
+from inspect import CO_COROUTINE
+from types import FunctionType
 from typing import Any, Callable, NamedTuple, Protocol, runtime_checkable
 
 __all__ = [
@@ -131,6 +133,8 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
 
 
 def _is_async(handler: Any) -> bool:
+    if type(handler) is FunctionType:  # the common case, without inspect's unwrapping
+        return bool(handler.__code__.co_flags & CO_COROUTINE)
     return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)
     )
@@ -254,9 +258,12 @@ class InMemoryConnector:
         exact = self._exact.get(topic)
         if exact is not None:
             msg = Message(topic, payload, False)
-            for sub in tuple(exact):
-                if sub.active:
-                    sub._deliver(msg)
+            if len(exact) == 1:  # the common case (an inbox): no copy of the set
+                next(iter(exact))._deliver(msg)
+            else:
+                for sub in tuple(exact):
+                    if sub.active:
+                        sub._deliver(msg)
         if self._wild:
             levels = topic.split("/")
             msg = Message(topic, payload, False)

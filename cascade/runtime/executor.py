@@ -60,7 +60,7 @@ from .resources import setup_resource, teardown_all
 if TYPE_CHECKING:
     from .context import RunContext
 
-__all__ = ["Scheduler", "is_lazy", "note_failure", "resolve_args", "resume"]
+__all__ = ["Scheduler", "is_lazy", "missing_run_resources", "note_failure", "resolve_args", "resume"]
 
 PENDING, RUNNING, ROUTING, DONE, SKIPPED = range(5)
 _ATOMIC = frozenset({int, float, str, bool, type(None), bytes, complex})
@@ -258,6 +258,20 @@ def _sorted(d: dict[Any, Any]) -> list[Any]:
     return _sorted_keys(d)
 
 
+def missing_run_resources(ctx: RunContext, names: tuple[str, ...]) -> bool:
+    """Whether some run-scope resource in ``names`` is not set up yet in ``ctx``'s run.
+
+    A call that injects only run-scope resources takes the plain path once they are set up; the
+    first such call of a run takes the governed path, which sets them up (and publishes
+    ``ResourceAcquired``) exactly where the slow path does.
+    """
+    values = ctx.resources.values
+    for name in names:
+        if name not in values:
+            return True
+    return False
+
+
 def _resource_value(name: str, ctx: RunContext, task_res: dict[str, Any] | None) -> Any:
     if task_res is not None and name in task_res:
         return task_res[name]
@@ -447,7 +461,8 @@ class Scheduler:
             self._route(p, st)
         else:
             self.state[p] = RUNNING
-            if self.full or st.governed or self.ctx.constraints.gating:
+            if (self.full or st.governed or self.ctx.constraints.gating
+                    or (st.run_resources and missing_run_resources(self.ctx, st.run_resources))):
                 self._drive(p, self._call(p, st))
             else:
                 self._call_plain(p, st)

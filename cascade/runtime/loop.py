@@ -38,6 +38,7 @@ from .executor import (
     Scheduler,
     advance,
     awaited,
+    missing_run_resources,
     note_failure,
     resolve_args,
     returned_awaitable,
@@ -109,7 +110,8 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
         if state is not None and iteration > 1:
             state.clear(ctx.run_id)  # a finished iteration's state is not needed again
 
-        if not prog.simple or full or state is not None or (prog.single and cm.gating):
+        if (not prog.simple or full or state is not None or (prog.single and cm.gating)
+                or (prog.run_resources and missing_run_resources(ctx, prog.run_resources))):
             value, reason = await Scheduler(prog, objs or [current], ctx, full, iteration).run()
         elif prog.single:
             # -- one step, no inputs: the iteration is one call ----------------------------------

@@ -189,8 +189,11 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
                         f"task {task.name!r} asks for {c}={amt}, more than the engine's "
                         f"system_resources[{c!r}]={capacities[c]}"
                     )
+            # Run-scope resources alone do not govern a call: once its run has set them up, the
+            # plain paths inject them as they are (until then the executors take the governed path,
+            # which sets them up: see ``missing_run_resources``). Task scope opens one per call.
             governed = bool(pol.retry or pol.cache is not None or constraints or task.offload
-                            or res_names)
+                            or tasks)
             kw.update(kind=CALL, task=task, fn=task.fn, is_async=task.is_async, mode=obj._mode,
                       subs=subs, ndata=nd, cond=cond, after=tuple(pos_of[c] for c in node.after),
                       seq=tuple(pos_of[c] for c in node.seq),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from ..adapters.connector import InMemoryConnector, validate_filter
 from .lazy import LazyResult
 from .markers import Marker, inject
 from .resource import Resource
@@ -93,7 +94,9 @@ async def _recv(topic: str, timeout: float | None = None,
         if not fut.done():
             fut.set_result(message)
 
-    sub = await connector.subscribe(topic, deliver)
+    # The engine's default connector never waits to (un)subscribe: call it without coroutines.
+    direct = type(connector) is InMemoryConnector
+    sub = connector.subscribe_nowait(topic, deliver) if direct else await connector.subscribe(topic, deliver)
     try:
         if fut.done():  # a retained message, delivered on subscribe
             return fut.result()
@@ -104,15 +107,39 @@ async def _recv(topic: str, timeout: float | None = None,
             return await fut
         finally:
             timer.cancel()
-    finally:
-        await sub.unsubscribe()  # on a message, on timeout and on cancellation alike
+    finally:  # on a message, on timeout and on cancellation alike
+        if direct:
+            sub._close()
+        else:
+            await sub.unsubscribe()
 
 
 @task(name="cs.publish")
-async def _publish(topic: str, payload: Any, retain: bool = False,
+async def _publish(topic: Any, payload: Any, retain: bool = False,
                    connector: Any = _CONNECTOR) -> None:
-    _check_topic("cs.publish(topic)", topic, False)
-    await connector.publish(topic, payload, retain)
+    if type(connector) is InMemoryConnector:  # checks each topic itself, never waits
+        try:
+            if type(topic) is str:
+                connector.publish_nowait(topic, payload, retain)
+            else:
+                for t in _topics(topic, False):
+                    connector.publish_nowait(t, payload, retain)
+        except ValueError as exc:
+            raise ValueError(f"cs.publish(topic): {exc}") from None
+    else:
+        for t in _topics(topic):
+            await connector.publish(t, payload, retain)
+
+
+def _topics(topic: Any, check: bool = True) -> tuple[str, ...] | list[str]:
+    """``topic`` as a sequence of topics (one string, or a list or tuple of them), checked."""
+    topics = topic if type(topic) in (list, tuple) else (topic,)
+    if check or not topics:
+        if not topics:
+            raise ValueError("cs.publish(topic) got an empty list of topics")
+        for t in topics:
+            _check_topic("cs.publish(topic)", t, False)
+    return topics
 
 
 def _literal(value: Any) -> bool:
@@ -141,8 +168,6 @@ def recv(topic: Any, timeout: Any = None) -> LazyResult:
     """
     if _literal(topic):
         _check_topic("cs.recv(topic)", topic, True)
-        from ..adapters.connector import validate_filter
-
         validate_filter(topic)
     if _literal(timeout):
         _check_seconds("cs.recv(timeout)", timeout, True)
@@ -152,10 +177,12 @@ def recv(topic: Any, timeout: Any = None) -> LazyResult:
 def publish(topic: Any, payload: Any, retain: bool = False) -> LazyResult:
     """A task that publishes ``payload`` to ``topic`` on the engine's connector; its value is ``None``.
 
-    ``retain=True`` keeps the message for later subscribers (a retained ``None`` clears it). The
-    publisher never waits for subscribers (see the connector's delivery policy). Raises
-    ``ValueError`` for an empty topic or one containing wildcards.
+    ``topic`` may also be a list or tuple of topics: the payload goes to each, in order, from one
+    call (an agent telling its neighbours). ``retain=True`` keeps the message for later
+    subscribers (a retained ``None`` clears it). The publisher never waits for subscribers (see
+    the connector's delivery policy). Raises ``ValueError`` for an empty topic or one containing
+    wildcards.
     """
     if _literal(topic):
-        _check_topic("cs.publish(topic)", topic, False)
+        _topics(topic)
     return _publish(topic, payload, retain) if retain else _publish(topic, payload)

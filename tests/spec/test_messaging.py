@@ -154,3 +154,44 @@ def minus_one():
 async def test_a_bad_lazy_argument_fails_the_run_naming_the_task(engine):
     with pytest.raises(ValueError, match=r"cs.wait\(seconds\)"):
         await engine.run(cs.wait(minus_one()))
+
+
+@pytest.mark.asyncio
+async def test_publish_to_several_topics_in_one_call(engine):
+    seen: list[cs.Message] = []
+    await engine.connector.subscribe("n/+", seen.append)
+    await engine.run(cs.publish(["n/1", "n/2", ("n/3")], "flash"))
+    assert [m.topic for m in seen] == ["n/1", "n/2", "n/3"]
+    with pytest.raises(ValueError, match="empty list"):
+        cs.publish([], 1)
+    with pytest.raises(ValueError, match=r"cs.publish\(topic\)"):
+        cs.publish(["ok", "bad/#"], 1)
+
+
+@cs.task
+def topics_with_a_wildcard():
+    return ["ok", "bad/+"]
+
+
+@pytest.mark.asyncio
+async def test_a_bad_lazy_topic_fails_the_run_naming_the_task(any_engine):
+    with pytest.raises(ValueError, match=r"cs.publish\(topic\).*wildcards"):
+        await any_engine.run(cs.publish(topics_with_a_wildcard(), 1))
+
+
+@cs.task
+def uses_connector_twice(first, second):
+    return (first, second)
+
+
+@pytest.mark.asyncio
+async def test_run_scope_connector_is_set_up_once_per_run_on_hot_and_slow_paths(runner, make_recorder):
+    rec = runner.recorder()
+    await runner.run(uses_connector_twice(cs.publish("a", 1), cs.publish("b", 2)))
+    acquired = [e for e in rec.events if isinstance(e, cs.ResourceAcquired)]
+    released = [e for e in rec.events if isinstance(e, cs.ResourceReleased)]
+    assert [e.resource for e in acquired] == ["cascade.connector"]
+    assert [e.resource for e in released] == ["cascade.connector"]
+    names = [type(e).__name__ for e in rec.events]
+    # the resource is set up right before the first call that injects it starts
+    assert names.index("ResourceAcquired") < names.index("TaskExecutionStarted")
