@@ -236,3 +236,35 @@ def test_catches_a_state_backend_not_namespaced_by_run(monkeypatch: pytest.Monke
                               test_stores.EXAMPLES)
     finally:
         server.stop()
+
+
+# cancellation: waiter bookkeeping
+
+def test_catches_cancelled_waiter_removed_twice_from_the_constraint_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from cascade.runtime.constraints import ConstraintManager
+
+    from .test_cancellation import EXAMPLES as CANCELLATION_EXAMPLES
+    from .test_cancellation import cancel_plans, check_cancellation
+
+    async def acquire(self: Any, amounts: dict[str, float]) -> None:
+        # the old bookkeeping: a waiter cancelled in the loop cycle of a release was already dropped
+        # from the queue by that release, and removing it again raises ValueError (not CancelledError)
+        if self.try_acquire(amounts):
+            return
+        fut = asyncio.get_running_loop().create_future()
+        entry = (amounts, fut)
+        self._waiters.append(entry)
+        try:
+            await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                self.release(amounts)
+            else:
+                self._waiters.remove(entry)
+                self._wake()
+            raise
+
+    monkeypatch.setattr(ConstraintManager, "acquire", acquire)
+    expect_counterexample(check_cancellation, cancel_plans(), CANCELLATION_EXAMPLES)
