@@ -36,7 +36,7 @@ import cascade as cs
 
 from .profiles import ci_settings
 
-EXAMPLES = 40
+EXAMPLES = 100
 SCOPES = ("global", "task:gw_fetch*", "task:gw_store", "task:gw_*", "task:gw_fetch_more")
 TTLS = (None, None, 0.004, 0.02)
 
