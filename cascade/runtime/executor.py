@@ -231,6 +231,13 @@ def _resolve_container(root: Any, leaf: Any) -> Any:
         stack[-1][3].append(value)
 
 
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:  # an error message must not fail on the value it reports
+        return f"<{type(value).__qualname__} whose repr raised {type(exc).__name__}>"
+
+
 def note_failure(exc: BaseException, steps: Any, p: int) -> None:
     """Name the failed call in ``exc``'s notes: its task and, for a ``map`` element, its index.
 
@@ -669,15 +676,18 @@ class Scheduler:
     def _route(self, p: int, st: Step) -> None:
         key = self.values[st.deps[0]]
         assert st.routes is not None
+        why = ""
         try:
             r = st.routes.get(key, -1)
         except TypeError:  # unhashable selector value
             r = -1
+        except Exception as exc:  # its __hash__ or __eq__ raised: no route can be told apart
+            r, why = -1, f" (looking it up raised {type(exc).__name__}: {exc})"
         if r < 0:
             consumers = ", ".join(sorted({self.steps[c].name for c in st.consumers})) or "the target"
             self._fail(RouteError(
-                f"Router selector returned {key!r}, which has no route "
-                f"(routes: {', '.join(repr(k) for k in st.routes)}; used by {consumers})"
+                f"Router selector returned {_safe_repr(key)}, which has no route{why} "
+                f"(routes: {', '.join(_safe_repr(k) for k in st.routes)}; used by {consumers})"
             ))
             return
         self.chosen[p] = r
