@@ -39,14 +39,14 @@ def _asv_machine(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the unit tests."""
-    _install(session, "test", "examples", "redis", "mqtt", "cli")
+    _install(session, "test", "examples", "redis", "mqtt", "cli", "dask")
     session.run("python", "-m", "pytest", "tests", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session
 def properties(session: nox.Session) -> None:
     """Run the Hypothesis property tests (HYPOTHESIS_PROFILE defaults to ci)."""
-    _install(session, "test", "properties", "redis")
+    _install(session, "test", "properties", "redis", "dask")
     env = {"HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "ci")}
     session.run("python", "-m", "pytest", "properties", "-p", "no:cacheprovider", *session.posargs, env=env)
 
@@ -114,7 +114,7 @@ def browser(session: nox.Session) -> None:
 @nox.session
 def pybench(session: nox.Session) -> None:
     """Run the pytest-benchmark suite in benchmarks/ (kept out of the test run)."""
-    _install(session, "test", "bench")
+    _install(session, "test", "bench", "dask")
     session.run("python", "-m", "pytest", "benchmarks", "-p", "no:cacheprovider", "-o", "python_files=bench_*.py",
                 "-o", "python_functions=bench_*", "--benchmark-only", *session.posargs)
 

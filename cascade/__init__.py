@@ -9,6 +9,7 @@ from .adapters.connector import Connector as Connector
 from .adapters.connector import InMemoryConnector as InMemoryConnector
 from .adapters.connector import Message as Message
 from .adapters.connector import Subscription as Subscription
+from .adapters.dask_executor import DaskExecutor as DaskExecutor
 from .adapters.file_cache import FileCache as FileCache
 from .adapters.redis_cache import RedisCache as RedisCache
 from .adapters.redis_state import RedisStateBackend as RedisStateBackend
@@ -32,9 +33,9 @@ from .runtime.constraints import Constraint as Constraint
 from .runtime.constraints import ConstraintManager as ConstraintManager
 from .runtime.engine import Engine as Engine
 from .runtime.engine import run as run
-from .runtime.events import CacheBypassed as CacheBypassed
 from .runtime.events import ConstraintChanged as ConstraintChanged
 from .runtime.events import ConstraintRejected as ConstraintRejected
+from .runtime.events import CacheBypassed as CacheBypassed
 from .runtime.events import Event as Event
 from .runtime.events import MessageBus as MessageBus
 from .runtime.events import ResourceAcquired as ResourceAcquired
@@ -47,6 +48,7 @@ from .runtime.events import TaskExecutionFinished as TaskExecutionFinished
 from .runtime.events import TaskExecutionStarted as TaskExecutionStarted
 from .runtime.events import TaskRetrying as TaskRetrying
 from .runtime.events import TaskSkipped as TaskSkipped
+from .runtime.remote import RemoteExecutor as RemoteExecutor
 from .runtime.state import InMemoryStateBackend as InMemoryStateBackend
 from .runtime.state import StateBackend as StateBackend
 from .runtime.stats import EngineStats as EngineStats
@@ -84,4 +86,5 @@ __all__ = [
     "TaskExecutionStarted", "TaskRetrying", "TaskSkipped", "build_graph", "dry_run", "inject",
     "pipeline", "resource", "run", "sequence", "task", "visualize",
     "Connector", "InMemoryConnector", "Message", "Subscription", "TIMED_OUT", "publish", "recv", "wait",
+    "DaskExecutor", "RemoteExecutor",
 ]

@@ -33,6 +33,7 @@ from .context import RunContext
 from .events import MessageBus, RunFinished, RunStarted, StaticAnalysisWarning
 from .loop import drive
 from .program import Program, compile_program
+from .remote import remote_resolver
 from .state import StateBackend
 from .stats import EngineStats
 
@@ -57,19 +58,24 @@ class Engine:
     that ``cs.publish``/``cs.recv`` use; default an :class:`InMemoryConnector` made on first use,
     so an engine that never messages pays nothing), ``system_resources`` (capacities for
     ``with_constraints``), ``hot_plans`` (reuse compiled plans of repeating templates), ``plan_cache_size`` (how many programs to keep, LRU),
-    ``solver`` (a :class:`~cascade.graph.plan.Solver`), ``resources`` (resources to register).
+    ``solver`` (a :class:`~cascade.graph.plan.Solver`), ``resources`` (resources to register),
+    ``remote`` (a :class:`~cascade.runtime.remote.RemoteExecutor` such as ``cs.DaskExecutor`` that
+    runs every task body unless the task says ``executor="local"``, or a mapping name -> executor
+    for tasks declared ``@cs.task(executor=name)``; see docs/dask.md).
     """
 
     def __init__(self, *, state_backend: StateBackend | None = None, executor: Executor | None = None,
                  bus: MessageBus | None = None, connector: Any = None,
                  system_resources: Mapping[str, float] | None = None, hot_plans: bool = True,
                  plan_cache_size: int = 256, solver: Solver | None = None,
-                 resources: tuple[Resource, ...] | list[Resource] = ()) -> None:
+                 resources: tuple[Resource, ...] | list[Resource] = (), remote: Any = None) -> None:
         if not isinstance(plan_cache_size, int) or plan_cache_size < 1:
             raise ValueError(f"plan_cache_size must be an int >= 1, got {plan_cache_size!r}")
         self.bus = bus if bus is not None else MessageBus()
         self.state_backend = state_backend
         self.executor = executor
+        self.remote = remote
+        self._remote_for = remote_resolver(remote)[1]  # used when compiling only: hot paths pay nothing
         if connector is not None and not all(
             callable(getattr(connector, m, None)) for m in ("publish", "subscribe")
         ):
@@ -230,7 +236,7 @@ class Engine:
         self.stats.graph_builds += 1
         plan = self.solver.solve(graph)
         self.stats.plan_solves += 1
-        prog = compile_program(graph, plan, self._resources, self.constraints.capacity)
+        prog = compile_program(graph, plan, self._resources, self.constraints.capacity, self._remote_for)
         if prog.no_capacity:
             # Every program is compiled here before any path runs it (hot plans reuse what this
             # engine compiled), so warning here is the same on hot and slow engines.

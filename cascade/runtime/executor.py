@@ -55,6 +55,7 @@ from .events import (
     TaskSkipped,
 )
 from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, MAP, ROUTER, Program, Step
+from .remote import check_resources
 from .resources import setup_resource, teardown_all
 
 if TYPE_CHECKING:
@@ -446,8 +447,25 @@ class Scheduler:
         tasks = list(self.inflight)
         for t in tasks:
             t.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        # Wait until every step has unwound (its finally blocks, its teardowns), even when the
+        # run is cancelled again meanwhile: ``asyncio.wait`` does not pass that cancellation on
+        # (``gather`` would cancel the steps a second time, cutting their cleanups short, and
+        # return while they still run). As ``asyncio.TaskGroup`` does, the later cancellation is
+        # raised once every step is done.
+        again: asyncio.CancelledError | None = None
+        while True:
+            pending = [t for t in tasks if not t.done()]
+            if not pending:
+                break
+            try:
+                await asyncio.wait(pending)
+            except asyncio.CancelledError as exc:
+                again = exc
+        for t in tasks:
+            if not t.cancelled():
+                t.exception()  # retrieved: the run reports its own failure
+        if again is not None:
+            raise again
 
     def _wake(self) -> None:
         w = self.waker
@@ -769,6 +787,8 @@ class Scheduler:
                         if bus is not None:
                             bus.publish(ResourceAcquired(run_id, name, "task"))
                 args, kwargs = resolve_args(st, obj, self.values, ctx, task_res)
+                if st.remote is not None and (st.run_resources or st.task_resources):
+                    check_resources(st, ctx.resources.values, task_res)  # before any attempt: not retried
                 key = None
                 if st.cached:  # a cache never fails the run: see runtime/caching.py
                     key, why = step_cache_key(st, args, kwargs)
@@ -807,7 +827,9 @@ class Scheduler:
             if bus is not None:
                 bus.publish(TaskExecutionStarted(run_id, st.name, p, it, attempt))
             try:
-                if st.is_async:
+                if st.remote is not None:  # the body runs elsewhere; the policies around it stay here
+                    v = await st.remote.call(st.fn, args, kwargs, task_name=st.name, is_async=st.is_async)
+                elif st.is_async:
                     v = await st.fn(*args, **kwargs)
                 elif st.offload:
                     v = await asyncio.get_running_loop().run_in_executor(
@@ -836,4 +858,3 @@ class Scheduler:
                 raise
             self._emit_finished(p, st, "Succeeded", None)
             return v
-

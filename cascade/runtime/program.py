@@ -10,7 +10,7 @@ same program with every check switched on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import ResourceError
 from ..graph.model import Graph
@@ -59,6 +59,7 @@ class Step:
     run_resources: tuple[str, ...]  # in dependency order, those task resources inject included
     task_resources: tuple[str, ...]  # in dependency order
     injected: tuple[tuple[str, str], ...]  # (parameter, resource) from ``cs.inject`` defaults
+    remote: Any  # the RemoteExecutor that runs this call's body; None: in this process
     tail_dependent: bool  # every later step depends on this one: awaiting it inline loses no overlap
 
 
@@ -114,8 +115,12 @@ def _markers(obj: LazyResult) -> list[tuple[str, Marker]]:
 
 
 def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Resource],
-                    capacities: dict[str, float] | None = None) -> Program:
+                    capacities: dict[str, float] | None = None,
+                    remote: Callable[[Any], Any] | None = None) -> Program:
     """Compile ``graph`` in ``plan`` order for an engine with ``resources`` and ``capacities``.
+
+    ``remote(task)`` names the remote executor of each call (``None``: local); a remote call is
+    governed, so neither the sequential walker nor the plain path ever runs it in this process.
 
     Raises :class:`cascade.ResourceError` on an unknown resource, resources injecting each other
     in a cycle, a run-scope resource injecting a task-scope one, or a constraint amount larger
@@ -137,7 +142,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         obj = node.obj
         deps = tuple(pos_of[c] for c in node.deps)
         kw: dict[str, Any] = dict(pos=p, name=node.name, deps=deps, subs=(), routes=None, retry=None,
-                                  cached=False, constraints=(), offload=False, run_resources=(),
+                                  cached=False, constraints=(), offload=False, remote=None, run_resources=(),
                                   task_resources=(), injected=(), cond=-1, after=(), seq=(),
                                   task=None, fn=None, is_async=False, mode=0, ndata=len(deps))
         if node.kind == "map":
@@ -189,16 +194,17 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
                         f"task {task.name!r} asks for {c}={amt}, more than the engine's "
                         f"system_resources[{c!r}]={capacities[c]}"
                     )
+            rem = remote(task) if remote is not None else None
             # Run-scope resources alone do not govern a call: once its run has set them up, the
             # plain paths inject them as they are (until then the executors take the governed path,
             # which sets them up: see ``missing_run_resources``). Task scope opens one per call.
             governed = bool(pol.retry or pol.cache is not None or constraints or task.offload
-                            or tasks)
+                            or tasks or rem is not None)
             kw.update(kind=CALL, task=task, fn=task.fn, is_async=task.is_async, mode=obj._mode,
                       subs=subs, ndata=nd, cond=cond, after=tuple(pos_of[c] for c in node.after),
                       seq=tuple(pos_of[c] for c in node.seq),
                       inputs=tuple(dict.fromkeys(deps)), governed=governed, retry=pol.retry,
-                      cached=pol.cache is not None, constraints=constraints, offload=task.offload,
+                      cached=pol.cache is not None, constraints=constraints, offload=task.offload, remote=rem,
                       run_resources=runs, task_resources=tasks, injected=injected)
         for d in kw["inputs"]:
             consumers[d].add(p)

@@ -41,16 +41,19 @@ class Task:
     """A function wrapped by :func:`task`. Calling it returns a :class:`LazyResult`; nothing runs.
 
     ``fn`` is the original function (sync or async), ``name`` its display name, ``pure`` whether equal
-    calls in one graph are one node, ``offload`` whether a sync function runs in a worker thread.
+    calls in one graph are one node, ``offload`` whether a sync function runs in a worker thread,
+    ``executor`` the name of the remote executor its body runs on (``None``: the engine's default,
+    ``"local"``: always in this process; see ``Engine(remote=...)``).
     """
 
     __slots__ = (
-        "fn", "name", "pure", "offload", "is_async", "fingerprint", "key", "injected", "signature",
+        "fn", "name", "pure", "offload", "executor", "is_async", "fingerprint", "key", "injected", "signature",
         "sig_one", "sig_ok", "__dict__", "__weakref__",
     )
 
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None, pure: bool = False,
-                 offload: bool = False, cache_version: str | int | None = None) -> None:
+                 offload: bool | str = False, executor: str | None = None,
+                 fingerprint: str | None = None, cache_version: str | int | None = None) -> None:
         if isinstance(fn, Task):
             fn = fn.fn
         if not callable(fn):
@@ -63,7 +66,12 @@ class Task:
         # does not rest on them, so two tasks may share one.
         self.name: str = name or getattr(fn, "__name__", None) or type(fn).__name__
         self.pure = bool(pure)
+        if offload not in (True, False, "thread"):  # "thread": the design doc's wording of True
+            raise TypeError(f"@cs.task(offload=...) of {self.name!r} must be True, False or 'thread', got {offload!r}")
         self.offload = bool(offload)
+        if executor is not None and (not isinstance(executor, str) or not executor):
+            raise TypeError(f"@cs.task(executor=...) of {self.name!r} must be a non-empty string, got {executor!r}")
+        self.executor = executor
         if cache_version is not None and (isinstance(cache_version, bool) or not isinstance(cache_version, (str, int))):
             raise TypeError(f"@cs.task(cache_version=...) of {self.name!r} must be a str or int, got {cache_version!r}")
         # Part of every cache key of this task (runtime/cachekey.py): bump it when what the body
@@ -72,7 +80,9 @@ class Task:
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             getattr(fn, "__call__", None)
         )
-        self.fingerprint = _fingerprint(fn, self.name)
+        # ``fingerprint`` is given only when a remote executor rebuilds a task it received: the copy
+        # keeps the identity of the original (and takes no occurrence number of its own).
+        self.fingerprint = fingerprint if fingerprint is not None else _fingerprint(fn, self.name)
         # An int for in-process shape hashes; derived from the fingerprint, never from id().
         self.key = int(hashlib.sha1(self.fingerprint.encode()).hexdigest()[:15], 16)
         self.injected = injected_params(fn)
@@ -149,16 +159,21 @@ def injected_params(fn: Callable[..., Any]) -> tuple[tuple[str, str], ...]:
 @overload
 def task(fn: Callable[..., Any], /) -> Task: ...
 @overload
-def task(*, name: str | None = None, pure: bool = False, offload: bool = False,
-         cache_version: str | int | None = None) -> Callable[[Callable[..., Any]], Task]: ...
-def task(fn: Any = None, /, *, name: str | None = None, pure: bool = False, offload: bool = False,
-         cache_version: str | int | None = None) -> Any:
-    """Declare a task: ``@cs.task`` or ``@cs.task(name=None, pure=False, offload=False)``.
+def task(*, name: str | None = None, pure: bool = False, offload: bool | str = False,
+         executor: str | None = None, cache_version: str | int | None = None) -> Callable[[Callable[..., Any]], Task]: ...
+def task(fn: Any = None, /, *, name: str | None = None, pure: bool = False, offload: bool | str = False,
+         executor: str | None = None, cache_version: str | int | None = None) -> Any:
+    """Declare a task: ``@cs.task`` or ``@cs.task(name=None, pure=False, offload=False, executor=None)``.
 
-    Raises ``TypeError`` when given something that is not callable. ``cache_version`` (a str or int)
-    is part of every ``with_cache`` key of the task: bump it to invalidate cached values when the
-    body's behaviour changes without its own code changing (the key already covers the bytecode).
+    ``offload=True`` (or ``"thread"``) runs a sync body in a worker thread so it cannot block the
+    event loop; ``executor="dask"`` runs the body on the engine's remote executor of that name,
+    ``executor="local"`` keeps it in this process even when the engine sends every task remote.
+    Raises ``TypeError`` when given something that is not callable, or a bad ``offload`` or
+    ``executor`` value. ``cache_version`` (a str or int) is part of every ``with_cache`` key of the
+    task: bump it to invalidate cached values when the body's behaviour changes without its own
+    code changing (the key already covers the task's bytecode).
     """
     if fn is None:
-        return lambda f: Task(f, name=name, pure=pure, offload=offload, cache_version=cache_version)
-    return Task(fn, name=name, pure=pure, offload=offload, cache_version=cache_version)
+        return lambda f: Task(f, name=name, pure=pure, offload=offload, executor=executor,
+                              cache_version=cache_version)
+    return Task(fn, name=name, pure=pure, offload=offload, executor=executor, cache_version=cache_version)

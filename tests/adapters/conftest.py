@@ -37,7 +37,10 @@ def _local_cluster(**options: object) -> object:
         from distributed import LocalCluster
     except ImportError as exc:  # a missing extra fails loudly, never skips
         raise RuntimeError("the Dask tests need the dask extra: pip install -e '.[dask]'") from exc
-    return LocalCluster(host="127.0.0.1", dashboard_address=None, **options)
+    if options.get("processes"):
+        options["host"] = "127.0.0.1"  # loopback, free ports; in-process clusters talk inproc://
+    # The scheduler serves HTTP even without a dashboard (8787 by default): a free loopback port.
+    return LocalCluster(dashboard_address="127.0.0.1:0", **options)
 
 
 @pytest.fixture(scope="session")
@@ -52,10 +55,8 @@ def dask_inprocess() -> Iterator[str]:
 def dask_processes() -> Iterator[str]:
     """Scheduler address of a LocalCluster with 2 worker processes of 1 thread each; the scheduler
     reruns a task whose worker died once (allowed-failures=1), then raises KilledWorker."""
-    import dask
-
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        cluster = _local_cluster(processes=True, n_workers=2, threads_per_worker=1)
+    cluster = _local_cluster(processes=True, n_workers=2, threads_per_worker=1,
+                             scheduler_kwargs={"allowed_failures": 1})
     yield cluster.scheduler_address  # type: ignore[attr-defined]
     cluster.close()  # type: ignore[attr-defined]
 
