@@ -107,3 +107,40 @@ async def test_run_cancelled_while_waiting_for_a_slot_raises_cancelled_error(hot
         await waiter
     assert engine.constraints.available == {"slot": 1}
     assert await engine.run(want().with_constraints(slot=1)) == "got"
+
+
+@pytest.mark.parametrize("gap", [1, 2, 3], ids=lambda g: f"{g}-cycles-apart")
+@pytest.mark.parametrize("hot", [True, False], ids=["hot", "slow"])
+@pytest.mark.asyncio
+async def test_a_second_cancellation_does_not_cut_in_flight_cleanups_short(hot, gap):
+    engine = cs.Engine(hot_plans=hot)
+    cleaned: list[int] = []
+
+    @cs.task
+    async def slow(i):
+        try:
+            await asyncio.Event().wait()
+        finally:
+            for _ in range(4):  # an async cleanup, several cycles long
+                await asyncio.sleep(0)
+            cleaned.append(i)
+
+    @cs.task
+    def ident(x):
+        return x
+
+    @cs.task
+    def combine(a, b, c):
+        return (a, b, c)
+
+    # slow(1) and slow(2) run in Tasks of their own (ident(7) does not wait for them)
+    run = asyncio.ensure_future(engine.run(combine(slow(1), slow(2), ident(7))))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    run.cancel()
+    for _ in range(gap):
+        await asyncio.sleep(0)
+    run.cancel()  # again, while the steps are still unwinding
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert sorted(cleaned) == [1, 2]  # both cleanups ran to the end before run() raised
