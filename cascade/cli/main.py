@@ -70,7 +70,7 @@ def _guarded(command: str, fn: Any, *args: Any) -> Any:
         raise _fail(command, str(exc)) from None
     except ConnectionError as exc:
         raise _fail(command, str(exc) or "cannot connect to the broker") from None
-    except ValueError as exc:  # bad input (a scope, a number): the message names it
+    except (ValueError, ImportError) as exc:  # bad input (a scope, a number), a missing extra
         raise _fail(command, str(exc)) from None
     except KeyboardInterrupt:
         raise _fail(command, "interrupted", 130) from None
@@ -193,11 +193,14 @@ class _Counts:
         return f"[bold]{self.done}[/] done  [cyan]{self.running}[/] running  [yellow]{waiting}[/] blocked"
 
 
-async def _run_async(target: Any, params: dict[str, Any], broker: str | None, progress: bool) -> Any:
+async def _run_async(target: Any, params: dict[str, Any], broker: str | None, progress: bool,
+                     console: Console | None = None) -> Any:
+    """Run ``target`` (connected to ``broker`` if given); a progress display on ``console`` (default
+    stderr) once the run takes longer than :data:`PROGRESS_AFTER` seconds."""
     import cascade as cs
 
     connector = listener = telemetry = None
-    console = Console(stderr=True)
+    console = console or Console(stderr=True)
     if broker is not None:
         from ..adapters.telemetry import TelemetryPublisher
         from ..runtime.control import ConstraintListener

@@ -128,3 +128,34 @@ def test_a_real_subprocess(flow_file):
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and bad.stdout == ""
     assert one_line(bad.stderr) == "cascade run: the workflow failed: ValueError: boom"
+
+
+def test_run_shows_progress_on_a_terminal_once_a_run_is_long():
+    import asyncio
+    import io
+
+    from rich.console import Console
+
+    import cascade as cs
+    from cascade.cli.main import _run_async
+
+    @cs.task
+    async def nap(i):
+        await asyncio.sleep(0.01)
+        return i
+
+    @cs.task
+    def plus(a, b):
+        return a + b
+
+    @cs.task
+    def naps(n, acc=0):
+        return acc if n == 0 else naps(n - 1, plus(acc, nap(1)))
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    assert asyncio.run(_run_async(naps(80), {}, None, True, console)) == 80  # about 1 s: over the 0.5 s mark
+    assert " done " in screen.getvalue() and " running " in screen.getvalue()
+    quiet = io.StringIO()
+    assert asyncio.run(_run_async(naps(2), {}, None, True, Console(file=quiet, force_terminal=True))) == 2
+    assert quiet.getvalue() == ""  # a short run shows nothing
