@@ -103,11 +103,13 @@ def _split_late(events: list[Any]) -> tuple[list[Any], list[Any]]:
     return events, []
 
 
-def check_hot_slow_model(wf: Workflow, setup: Any = None, ordered_events: bool = True) -> None:
+def check_hot_slow_model(wf: Workflow, setup: Any = None, ordered_events: bool = True,
+                         built: Built | None = None) -> None:
     """``setup``: an async context manager factory yielding extra engine options (stores, see
     properties/test_stores.py); ``ordered_events=False`` compares hot and slow events as multisets
-    (for stores doing real I/O, whose timing decides how concurrent calls interleave)."""
-    built = Built(wf)
+    (for stores doing real I/O, whose timing decides how concurrent calls interleave); ``built``:
+    the workflow's tasks, when the caller prepared them (properties/test_dask.py)."""
+    built = built if built is not None else Built(wf)
     m = run_model(wf, built.prefix)
     res = asyncio.run(_three_runs(wf, built, setup))
     gc.collect()  # a coroutine left suspended by the engine would only now run its finally blocks
