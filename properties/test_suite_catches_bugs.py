@@ -268,3 +268,19 @@ def test_catches_cancelled_waiter_removed_twice_from_the_constraint_queue(monkey
 
     monkeypatch.setattr(ConstraintManager, "acquire", acquire)
     expect_counterexample(check_cancellation, cancel_plans(), CANCELLATION_EXAMPLES)
+
+
+def test_catches_remote_calls_dropping_keyword_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade.adapters.dask_executor import DaskExecutor
+
+    from .test_dask import DASK_KINDS, check_with_dask, running_cluster
+    from .test_dask import EXAMPLES as DASK_EXAMPLES
+
+    original = DaskExecutor.call
+
+    async def call(self: Any, fn: Any, args: Any, kwargs: Any, **options: Any) -> Any:
+        return await original(self, fn, args, {}, **options)  # the payload forgets the keywords
+
+    monkeypatch.setattr(DaskExecutor, "call", call)
+    with running_cluster():
+        expect_counterexample(check_with_dask, workflows(kinds=DASK_KINDS, max_subs=0), DASK_EXAMPLES)
