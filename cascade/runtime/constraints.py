@@ -36,6 +36,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from heapq import heapify, heappop, heappush
 from time import monotonic, time
 from typing import Any
 
@@ -500,8 +501,14 @@ class ConstraintManager:
             self._pass()
 
     def _pass(self, now: float | None = None) -> None:
-        """Grant every waiter that may start now: repeatedly the oldest among the task names whose
-        first waiter is not held back (FIFO per name; across names by arrival). Then arm the timer."""
+        """Grant every waiter that may start now, oldest first across task names (FIFO per name).
+
+        A heap holds each name's first live waiter by arrival. The oldest is granted if nothing
+        holds its name back, and its name's next waiter joins the heap; a name held back leaves the
+        heap for this pass: granting only takes slots and tokens (and ``now`` is fixed), so what is
+        held back now stays held back until the pass ends. O(waiters granted x log names). Then
+        the timer is armed.
+        """
         queues = self._queues
         if not queues:
             self._schedule(now)
@@ -510,27 +517,32 @@ class ConstraintManager:
             now = monotonic()
         if now >= self._next_expiry:
             self._expire(now, wake=False)
-        while True:
-            best: tuple[int, str] | None = None
-            for name, queue in list(queues.items()):
-                while queue and (queue[0][1].done() or queue[0][1].get_loop().is_closed()):
-                    queue.popleft()  # cancelled waiters, and waiters of an event loop that is gone
-                if not queue:
-                    del queues[name]
-                    continue
-                seq = queue[0][0]
-                if (best is None or seq < best[0]) and self._blocker(name, now) is None:
-                    best = (seq, name)
-            if best is None:
-                break
-            name = best[1]
+        heap: list[tuple[int, str]] = []
+        for name, queue in list(queues.items()):
+            if self._live_head(name, queue):
+                heap.append((queue[0][0], name))
+        heapify(heap)
+        while heap:
+            _, name = heappop(heap)
+            if self._blocker(name, now) is not None:
+                continue
             queue = queues[name]
             _, fut = queue.popleft()
-            if not queue:
-                del queues[name]
             self._grant(name)
             fut.set_result(None)
+            if self._live_head(name, queue):
+                heappush(heap, (queue[0][0], name))
         self._schedule(now)
+
+    def _live_head(self, name: str, queue: deque[tuple[int, asyncio.Future[None]]]) -> bool:
+        """Drop dead waiters (cancelled, or of an event loop that is gone) from the front of
+        ``name``'s queue; forget the queue once empty. Whether a live waiter is left."""
+        while queue and (queue[0][1].done() or queue[0][1].get_loop().is_closed()):
+            queue.popleft()
+        if not queue:
+            del self._queues[name]
+            return False
+        return True
 
     def _expire(self, now: float, wake: bool = True) -> None:
         if now < self._next_expiry:
