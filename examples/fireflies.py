@@ -193,8 +193,10 @@ class Summary:
     r_final: float
     r_max: float
     t_sync: float | None  # first time R >= 0.9
-    lag: list[float] = field(repr=False)
+    lag: list[float] = field(repr=False)  # event-loop lag samples after the warm-up
     timeline: list[tuple[float, float, float]] = field(repr=False)
+    warmup: float = 0.0  # seconds left out of the steady-state figures (rate, lag, CPU)
+    steady: tuple[float, int, int, float] = (0.0, 0, 0, 0.0)  # at warm-up: time, flashes, iterations, CPU
 
     @property
     def theoretical_rate(self) -> float:
@@ -202,7 +204,10 @@ class Summary:
 
     @property
     def rate(self) -> float:
-        """Mean flashes/s over the run (each agent's first flash comes within one period)."""
+        """Mean flashes/s after the warm-up (over the whole run if it never ended)."""
+        t0, flashes0, _, _ = self.steady
+        if self.duration > t0 > 0:
+            return (self.flashes - flashes0) / (self.duration - t0)
         return self.flashes / self.duration
 
     @property
@@ -217,6 +222,10 @@ class Summary:
 
     @property
     def cpu_per_iteration(self) -> float:
+        """Process CPU seconds per agent iteration after the warm-up."""
+        t0, _, iterations0, cpu0 = self.steady
+        if t0 > 0 and self.iterations > iterations0:
+            return (self.cpu_seconds - cpu0) / (self.iterations - iterations0)
         return self.cpu_seconds / max(self.iterations, 1)
 
     def lines(self) -> list[str]:
@@ -235,11 +244,13 @@ class Summary:
 
 async def simulate(agents: int = 400, period: float = 1.0, nudge: float = 0.2, duration: float = 20.0,
                    seed: int = 0, impl: str = "cascade", progress: Any = None,
-                   engine: cs.Engine | None = None) -> Summary:
+                   engine: cs.Engine | None = None, warmup: float | None = None) -> Summary:
     """Run the fireflies for ``duration`` seconds and measure them.
 
     ``impl``: ``"cascade"`` (every agent a run on one Engine) or ``"asyncio"`` (hand-written).
-    ``progress(summary_so_far)`` is called after every sample when given.
+    ``progress(summary_so_far)`` is called after every sample when given. Rate, lag and CPU per
+    iteration leave out the first ``warmup`` seconds (default: one period, at most a third of
+    the run), while agents start and make their first flash.
     """
     if agents < 1 or period <= 0 or duration <= 0 or not 0 <= nudge:
         raise ValueError("need agents >= 1, period > 0, duration > 0, nudge >= 0")
@@ -258,17 +269,22 @@ async def simulate(agents: int = 400, period: float = 1.0, nudge: float = 0.2, d
     else:
         raise ValueError(f"impl must be 'cascade' or 'asyncio', got {impl!r}")
     lag: list[float] = []
+    if warmup is None:
+        warmup = min(period, duration / 3)
+    warm_at = loop.time() + warmup
 
     async def probe() -> None:
         while True:
             t = loop.time()
             await asyncio.sleep(LAG_EVERY)
-            lag.append(max(0.0, loop.time() - t - LAG_EVERY))
+            if t >= warm_at:
+                lag.append(max(0.0, loop.time() - t - LAG_EVERY))
 
     prober = asyncio.ensure_future(probe())
     timeline: list[tuple[float, float, float]] = []
     r_max, t_sync = 0.0, None
-    summary = Summary(impl, agents, period, nudge, duration, 0, 0, 0.0, 0.0, 0.0, None, lag, timeline)
+    summary = Summary(impl, agents, period, nudge, duration, 0, 0, 0.0, 0.0, 0.0, None, lag, timeline,
+                      warmup)
     last_t, last_flashes = start, 0
     try:
         while True:
@@ -285,6 +301,8 @@ async def simulate(agents: int = 400, period: float = 1.0, nudge: float = 0.2, d
             summary.r_max, summary.t_sync = r_max, t_sync
             summary.duration = now - start
             summary.cpu_seconds = time.process_time() - cpu0
+            if summary.steady[0] == 0.0 and now - start >= warmup:
+                summary.steady = (now - start, sim.flashes, sim.iterations, summary.cpu_seconds)
             if progress is not None:
                 progress(summary)
             if now - start >= duration:

@@ -284,3 +284,23 @@ def test_catches_remote_calls_dropping_keyword_arguments(monkeypatch: pytest.Mon
     monkeypatch.setattr(DaskExecutor, "call", call)
     with running_cluster():
         expect_counterexample(check_with_dask, workflows(kinds=DASK_KINDS, max_subs=0), DASK_EXAMPLES)
+
+
+def test_catches_connector_delivering_to_another_subscriber(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade.adapters.connector import InMemoryConnector, Message
+
+    from .test_agents_at_scale import EXAMPLES as AGENT_EXAMPLES
+    from .test_agents_at_scale import check_agents_isolated
+    from .test_agents_at_scale import fleets as agent_fleets
+
+    original = InMemoryConnector.publish_nowait
+
+    def leaky(self: Any, topic: str, payload: Any, retain: bool = False) -> None:
+        original(self, topic, payload, retain)
+        first = next(iter(self._exact), None)  # cross talk: the oldest subscriber hears it too
+        if first is not None and first != topic:
+            for sub in list(self._exact[first]):
+                sub._deliver(Message(topic, payload, False))
+
+    monkeypatch.setattr(InMemoryConnector, "publish_nowait", leaky)
+    expect_counterexample(check_agents_isolated, agent_fleets(), AGENT_EXAMPLES)

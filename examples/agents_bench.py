@@ -1,0 +1,139 @@
+"""Agents at scale: the fireflies on one Cascade Engine against the same agents by hand in asyncio.
+
+For each agent count and period, both implementations run in this one process, one after the
+other (the order alternates from case to case), with uncoupled oscillators (``nudge=0``: every
+agent flashes exactly once a period, so the theoretical rate is agents/period; the messaging to
+the 8 neighbours still happens). Printed per case and implementation:
+
+- flash rate as a fraction of the theoretical agents/period (after a warm-up of one period);
+- event-loop lag p50/p99/max (a 10 ms sleep probe, after the warm-up);
+- CPU per agent iteration (process CPU time / iterations, after the warm-up);
+- memory per agent: tracemalloc's traced memory with every agent idle in ``recv``, divided by
+  the number of agents (a separate short run with a 1,000 s period).
+
+Then the ratios Cascade / hand-written. Run::
+
+    python -m examples.agents_bench                      # 2,500 and 10,000 agents, periods 1 s and 0.1 s
+    python -m examples.agents_bench --agents 2500 --periods 1 --duration 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import sys
+import tracemalloc
+from typing import Any
+
+import cascade as cs
+
+from . import fireflies
+
+__all__ = ["main", "memory_per_agent", "run_case"]
+
+
+async def _idle_agents(impl: str, agents: int) -> tuple[int, Any]:
+    """Start ``agents`` fireflies that will not flash for a long time; wait until all listen."""
+    sim = fireflies.Sim(agents, 1000.0, 0.0)
+    width, height = fireflies.grid_shape(agents)
+    now = fireflies.monotonic()
+    starts = [now] * agents
+    engine = cs.Engine() if impl == "cascade" else None
+    if engine is not None:
+        runs = fireflies._cascade_agents(sim, engine, starts, width, height)
+    else:
+        runs = fireflies._hand_agents(sim, starts, width, height)
+    while sim.iterations < agents:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    return len(runs), (runs, engine)
+
+
+async def memory_per_agent(impl: str, agents: int) -> float:
+    """Bytes traced by tracemalloc per idle agent (the engine and its caches included)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        _, (runs, engine) = await _idle_agents(impl, agents)
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    for run in runs:
+        run.cancel()
+    await asyncio.gather(*runs, return_exceptions=True)
+    del engine
+    return used / agents
+
+
+def run_case(agents: int, period: float, duration: float, order: tuple[str, ...]) -> dict[str, Any]:
+    """Both implementations for one (agents, period): their summaries and memory per agent."""
+    out: dict[str, Any] = {}
+    for impl in order:
+        gc.collect()
+        summary = asyncio.run(fireflies.simulate(agents, period, 0.0, duration, seed=1, impl=impl))
+        memory = asyncio.run(memory_per_agent(impl, agents))
+        out[impl] = {
+            "rate_fraction": summary.rate_fraction,
+            "rate": summary.rate,
+            "lag_p50_ms": summary.lag_quantile(0.5) * 1e3,
+            "lag_p99_ms": summary.lag_quantile(0.99) * 1e3,
+            "lag_max_ms": max(summary.lag, default=0.0) * 1e3,
+            "cpu_us_per_iteration": summary.cpu_per_iteration * 1e6,
+            "iterations": summary.iterations,
+            "memory_bytes_per_agent": memory,
+        }
+    c, h = out["cascade"], out["asyncio"]
+    out["ratios"] = {
+        "rate": c["rate"] / h["rate"] if h["rate"] else float("nan"),
+        "lag_p99": c["lag_p99_ms"] / h["lag_p99_ms"] if h["lag_p99_ms"] else float("nan"),
+        "cpu_per_iteration": c["cpu_us_per_iteration"] / h["cpu_us_per_iteration"],
+        "memory_per_agent": c["memory_bytes_per_agent"] / h["memory_bytes_per_agent"],
+    }
+    return out
+
+
+def _print(agents: int, period: float, case: dict[str, Any]) -> None:
+    kind = "idle" if period >= 0.5 else "saturated"
+    print(f"\n{agents:,} agents, period {period} s ({kind}), theoretical {agents / period:,.0f} flashes/s")
+    print(f"  {'':9} {'rate/theory':>11} {'lag p50':>9} {'lag p99':>9} {'lag max':>9} "
+          f"{'CPU/iter':>10} {'mem/agent':>10}")
+    for impl in ("cascade", "asyncio"):
+        r = case[impl]
+        print(f"  {impl:9} {r['rate_fraction']:>11.1%} {r['lag_p50_ms']:>7.1f}ms {r['lag_p99_ms']:>7.1f}ms "
+              f"{r['lag_max_ms']:>7.1f}ms {r['cpu_us_per_iteration']:>8.1f}us "
+              f"{r['memory_bytes_per_agent'] / 1024:>8.2f}KB")
+    q = case["ratios"]
+    print(f"  cascade / hand-written: rate {q['rate']:.2f}, lag p99 {q['lag_p99']:.2f}x, "
+          f"CPU per iteration {q['cpu_per_iteration']:.2f}x, memory per agent {q['memory_per_agent']:.2f}x")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Command line: see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python -m examples.agents_bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--agents", type=int, nargs="+", default=[2500, 10000])
+    parser.add_argument("--periods", type=float, nargs="+", default=[1.0, 0.1])
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per run (default 6)")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {}
+    flip = False
+    for agents in args.agents:
+        for period in args.periods:
+            order = ("asyncio", "cascade") if not flip else ("cascade", "asyncio")
+            flip = not flip
+            case = run_case(agents, period, args.duration, order)
+            _print(agents, period, case)
+            results[f"{agents}@{period}"] = case
+            sys.stdout.flush()
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
