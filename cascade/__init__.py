@@ -15,6 +15,7 @@ from .adapters.redis_cache import RedisCache as RedisCache
 from .adapters.redis_state import RedisStateBackend as RedisStateBackend
 from .adapters.serialization import Serializer as Serializer
 from .adapters.serialization import Unserialisable as Unserialisable
+from .adapters.telemetry import TelemetryPublisher as TelemetryPublisher
 from .errors import CascadeError as CascadeError
 from .errors import CorruptEntryError as CorruptEntryError
 from .errors import CycleError as CycleError
@@ -31,11 +32,12 @@ from .graph.render import dry_run as dry_run
 from .graph.render import visualize as visualize
 from .runtime.constraints import Constraint as Constraint
 from .runtime.constraints import ConstraintManager as ConstraintManager
+from .runtime.control import ConstraintListener as ConstraintListener
 from .runtime.engine import Engine as Engine
 from .runtime.engine import run as run
+from .runtime.events import CacheBypassed as CacheBypassed
 from .runtime.events import ConstraintChanged as ConstraintChanged
 from .runtime.events import ConstraintRejected as ConstraintRejected
-from .runtime.events import CacheBypassed as CacheBypassed
 from .runtime.events import Event as Event
 from .runtime.events import MessageBus as MessageBus
 from .runtime.events import ResourceAcquired as ResourceAcquired
@@ -77,13 +79,13 @@ __version__ = "0.1.0"
 __all__ = [
     "CacheBypassed", "CorruptEntryError", "FileCache", "RedisCache", "RedisStateBackend", "Serializer",
     "StoreError", "Unserialisable",
-    "CachePolicy", "CascadeError", "Constraint", "ConstraintChanged", "ConstraintManager", "ConstraintRejected", "CycleError", "DependencyMissingError",
+    "CachePolicy", "CascadeError", "Constraint", "ConstraintChanged", "ConstraintListener", "ConstraintManager", "ConstraintRejected", "CycleError", "DependencyMissingError",
     "Engine", "EngineStats", "Env", "Event", "ExecutionPlan", "Graph", "InMemoryCache",
     "InMemoryStateBackend", "LazyResult", "MappedLazyResult", "MessageBus", "NativeSolver",
     "Param", "ParamError", "Resource", "ResourceAcquired", "ResourceError", "ResourceReleased",
     "RetryPolicy", "RouteError", "Router", "RunFinished", "RunStarted", "StateBackend",
     "StaticAnalysisWarning", "Task", "TaskBlocked", "TaskExecutionFinished",
-    "TaskExecutionStarted", "TaskRetrying", "TaskSkipped", "build_graph", "dry_run", "inject",
+    "TaskExecutionStarted", "TaskRetrying", "TaskSkipped", "TelemetryPublisher", "build_graph", "dry_run", "inject",
     "pipeline", "resource", "run", "sequence", "task", "visualize",
     "Connector", "InMemoryConnector", "Message", "Subscription", "TIMED_OUT", "publish", "recv", "wait",
     "DaskExecutor", "RemoteExecutor",
