@@ -101,10 +101,13 @@ def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub
 
 @st.composite
 def bodies(draw: Any, kinds: tuple[str, ...] = KINDS, allow_sub: bool = True, n_subs: int = 0,
-           max_nodes: int = MAX_BODY, extras: bool = True, root_mode: str | None = None) -> Body:
-    size = draw(st.integers(0, max_nodes))
+           max_nodes: int = MAX_BODY, extras: bool = True, root_mode: str | None = None,
+           flow: bool = False, min_nodes: int = 0) -> Body:
+    size = draw(st.integers(min_nodes, max_nodes))
     cond_odds = 3
-    if extras and chance(draw, 3):  # a flow-heavy body: conditions, Routers with shared branches
+    if flow:
+        cond_odds = 2
+    elif extras and chance(draw, 3):  # a flow-heavy body: conditions, Routers with shared branches
         kinds = tuple(k for k in FLOW_KINDS if k in kinds) or kinds
         cond_odds = 2
     prev: list[Node] = []
@@ -166,6 +169,20 @@ def workflows(draw: Any, kinds: tuple[str, ...] = KINDS, max_loops: int = 3, max
                  for k in range(n_loops))
     start = draw(st.integers(0, max_start) | st.just(max_start))  # half of the loops run long
     return Workflow(ring, subs, start)
+
+
+@st.composite
+def interleaving_workflows(draw: Any, kinds: tuple[str, ...]) -> Workflow:
+    """One loop of one flow-heavy body (conditions on half the nodes), its root suspending first:
+    copies of it run on one plan, and their skips, route choices and values outlive suspensions."""
+    mode = draw(st.sampled_from(("suspend", "async", "sync")))
+    body = draw(bodies(kinds, False, 0, MAX_BODY, True, root_mode=mode, flow=True, min_nodes=3))
+    # the root orders after its inputs instead of consuming them: a skip inside the body then
+    # never skips the whole iteration, so the loop runs on (hot) with skips in every iteration
+    root = body.nodes[-1]
+    root = dataclasses.replace(root, inputs=(), cond=None, seq=None,
+                               after=tuple(dict.fromkeys(root.inputs + root.after)))
+    return Workflow((Loop((Body(body.nodes[:-1] + (root,)),)),))
 
 
 STABLE_KINDS = ("sync", "async", "suspend", "pure", "pred", "map", "resource", "constrained")

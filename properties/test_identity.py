@@ -126,7 +126,10 @@ literals = st.recursive(
 )
 
 
-@ci_settings(300)
+LITERAL_EXAMPLES = 300
+
+
+@ci_settings(LITERAL_EXAMPLES)
 @given(st.lists(literals, min_size=2, max_size=4), st.randoms(use_true_random=False))
 def test_literal_types_are_part_of_identity(values: list[Any], rnd: Any) -> None:
     """Pure calls merge, and structural ids are equal, exactly when their literals are the same value

@@ -28,7 +28,7 @@ import cascade as cs
 from .builder import Built, Recorder, event_key, make_engine, run_recorded
 from .model import Loop, Workflow, run_model
 from .profiles import TOLERATE, ci_settings
-from .strategies import chance, workflows
+from .strategies import chance, interleaving_workflows, workflows
 from .test_equivalence import assert_matches_model
 
 _RUN: contextvars.ContextVar[int] = contextvars.ContextVar("cascade_properties_run", default=-1)
@@ -55,8 +55,8 @@ class Fleet:
 def fleets(draw: Any, with_failure: bool = True, with_cancel: bool = True) -> Fleet:
     wf = workflows(max_start=4) | workflows(kinds=CONCURRENT_KINDS, max_start=4, max_subs=0)
     if chance(draw, 2):  # copies of one flow-heavy loop: one template, several runs in flight on its plan
-        wfs = (draw(workflows(kinds=INTERLEAVING_KINDS, max_start=4, max_subs=0, max_loops=1, max_bodies=1)),)
-        runs = tuple((0, draw(st.integers(1, 4))) for _ in range(draw(st.integers(2, 5))))
+        wfs = (draw(interleaving_workflows(INTERLEAVING_KINDS)),)
+        runs = tuple((0, draw(st.integers(3, 8))) for _ in range(draw(st.integers(3, 6))))
     else:
         wfs = tuple(draw(st.lists(wf, min_size=1, max_size=3)))
         runs = tuple(draw(st.lists(st.tuples(st.integers(0, len(wfs) - 1), st.integers(0, 4)), min_size=2, max_size=5)))

@@ -9,7 +9,8 @@ every constraint slot is free."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import contextvars
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hypothesis import strategies as st
@@ -41,7 +42,11 @@ class SharedEngineMachine(RuleBasedStateMachine):
         self.runs: list[Run] = []
         self.gauge = Gauge(ticks=2)
         self.names: list[str] = []
-        self.token = GAUGE.set(self.gauge)  # the runs' tasks inherit it
+        self.builts: list[Built] = []
+        self.holding: list[str] = []
+        # Hypothesis may run each step in a context of its own: the runs get a context that has it
+        self.context = contextvars.copy_context()
+        self.context.run(GAUGE.set, self.gauge)
 
     def _pending(self) -> list[Run]:
         return [r for r in self.runs if not r.task.done()]
@@ -51,11 +56,26 @@ class SharedEngineMachine(RuleBasedStateMachine):
         built = Built(wf)
         for name, nd in all_task_names(wf, built.prefix).items():
             self.names.append(name)
+            if nd.kind in ("suspend", "spred") or (nd.kind == "root" and nd.mode == "suspend"):
+                self.holding.append(name)  # bodies that stay running: where limits bind
             if nd.kind == "constrained":  # admitted before a change, it may start after it
                 self.gauge.exempt.add(name)
+        self.builts.append(built)
+        self._start(built, wf)
+
+    def _start(self, built: Built, wf: Workflow) -> None:
         rec = Recorder()
-        task = self.loop.create_task(run_recorded(self.engine, built.target(), rec))
+        task = self.loop.create_task(run_recorded(self.engine, built.iteration("L", 0, wf.start), rec),
+                                     context=self.context.copy())
         self.runs.append(Run(wf, run_model(wf, built.prefix), rec, task))
+
+    @precondition(lambda self: bool(self.builts))
+    @rule(data=st.data(), start=st.integers(3, 8))
+    def start_copy(self, data: st.DataObject, start: int) -> None:
+        """Another run of a workflow already running: the same tasks (so limits bind across runs)
+        and the same templates, with another start counter."""
+        built = data.draw(st.sampled_from(self.builts))
+        self._start(built, replace(built.wf, start=start))
 
     @rule(ticks=st.integers(1, 8))
     def step_loop(self, ticks: int) -> None:
@@ -86,7 +106,7 @@ class SharedEngineMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.names))
     @rule(data=st.data(), limit=st.none() | st.integers(1, 2))
     def limit(self, data: st.DataObject, limit: int | None) -> None:
-        name = data.draw(st.sampled_from(self.names))
+        name = data.draw(st.sampled_from(self.holding or self.names))
         self.engine.set_concurrency_limit(name, limit)
         if limit is None:
             self.gauge.limits.pop(name, None)
@@ -144,11 +164,11 @@ class SharedEngineMachine(RuleBasedStateMachine):
             self.idle_engine_holds_no_slot()
             self.governance_holds()
         finally:
-            GAUGE.reset(self.token)
             self.loop.close()
 
 
-SharedEngineMachine.TestCase.settings = ci_settings(100, stateful_step_count=15)
+MACHINE_EXAMPLES = 100
+SharedEngineMachine.TestCase.settings = ci_settings(MACHINE_EXAMPLES, stateful_step_count=15)
 test_shared_engine_state_machine = SharedEngineMachine.TestCase
 
 __all__ = ["budget"]

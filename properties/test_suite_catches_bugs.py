@@ -238,6 +238,183 @@ def test_catches_a_state_backend_not_namespaced_by_run(monkeypatch: pytest.Monke
         server.stop()
 
 
+# -- issue 9: one injected bug (at least) per family the suite must catch --------------------------
+# governance on the hot path (properties/test_governance.py, test_machine.py)
+
+def test_catches_hot_path_ignoring_pauses_and_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from .test_governance import GOVERNANCE_EXAMPLES, check_governance, governed
+
+    original = Scheduler._start
+
+    def start(self: Any, p: int) -> None:
+        cm = self.ctx.constraints
+        gating = cm.gating
+        if not self.full:
+            cm.gating = False  # a hot iteration decides as if no pause or limit were in force
+        try:
+            original(self, p)
+        finally:
+            cm.gating = gating
+
+    monkeypatch.setattr(Scheduler, "_start", start)
+    expect_counterexample(check_governance, governed(), GOVERNANCE_EXAMPLES)
+
+
+def _limits_do_not_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only pauses switch the hot path to governed calls; a concurrency limit set while a loop runs
+    hot is honoured on the slow path only."""
+    from cascade.runtime.constraints import ConstraintManager
+
+    original = ConstraintManager._changed
+
+    def changed(self: Any, entry: Any, cleared: bool) -> None:
+        original(self, entry, cleared)
+        self.gating = any(e.kind == "pause" for e in self._entries.values())
+
+    monkeypatch.setattr(ConstraintManager, "_changed", changed)
+
+
+def test_catches_limits_not_gating_the_hot_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from .test_governance import GOVERNANCE_EXAMPLES, check_governance, governed
+
+    _limits_do_not_gate(monkeypatch)
+    expect_counterexample(check_governance, governed(), GOVERNANCE_EXAMPLES)
+
+
+# liveness of capacity waiters (properties/test_governance.py::test_constraints_are_safe_and_live)
+
+def test_catches_capacity_waiters_woken_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade.runtime.constraints import ConstraintManager
+
+    from .test_governance import FAN_EXAMPLES, check_fan, fans
+
+    def release(self: Any, amounts: dict[str, float]) -> None:
+        for n, a in amounts.items():
+            self.available[n] += a
+        rest = []
+        while len(self._waiters) > 1:  # each release considers the head only
+            rest.append(self._waiters.pop())
+        self._wake()
+        self._waiters.extend(reversed(rest))
+
+    monkeypatch.setattr(ConstraintManager, "release", release)
+    expect_counterexample(check_fan, fans(), FAN_EXAMPLES)
+
+
+def test_catches_capacity_release_losing_the_wake_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade.runtime.constraints import ConstraintManager
+
+    from .test_governance import FAN_EXAMPLES, check_fan, fans
+
+    def release(self: Any, amounts: dict[str, float]) -> None:
+        for n, a in amounts.items():
+            self.available[n] += a
+        if self._waiters and all(a >= self._waiters[0][0].get(n, 0) for n, a in amounts.items()):
+            self._wake()  # wakes only when what was just released covers the head by itself
+
+    monkeypatch.setattr(ConstraintManager, "release", release)
+    expect_counterexample(check_fan, fans(), FAN_EXAMPLES)
+
+
+def test_catches_overlapping_calls_serialised(monkeypatch: pytest.MonkeyPatch) -> None:
+    from .test_governance import FAN_EXAMPLES, check_fan, fans
+
+    def may_inline(self: Any, p: int, st_: Any) -> bool:
+        return self.inline_task is None  # awaits every suspended call in place: results equal, no overlap
+
+    monkeypatch.setattr(Scheduler, "_may_inline", may_inline)
+    expect_counterexample(check_fan, fans(), FAN_EXAMPLES)
+
+
+# shared-engine isolation: per-run bookkeeping reachable from two runs of one template
+
+def _share_per_program(monkeypatch: pytest.MonkeyPatch, field: str) -> None:
+    """Scheduler state ``field`` kept per program (one list for every run of a template, reset when
+    an iteration starts) instead of per run."""
+    shared: dict[int, tuple[Any, list[Any]]] = {}
+    original = Scheduler.__init__
+
+    def init(self: Any, prog: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, prog, *args, **kwargs)
+        mine = getattr(self, field)
+        if isinstance(mine, list) and len(mine) == prog.size:
+            pool = shared.setdefault(id(prog), (prog, list(mine)))[1]
+            pool[:] = mine
+            setattr(self, field, pool)
+
+    monkeypatch.setattr(Scheduler, "__init__", init)
+
+
+@pytest.mark.parametrize("field", ["skipped", "chosen", "waiting"])
+def test_catches_run_state_shared_between_runs_of_one_template(monkeypatch: pytest.MonkeyPatch, field: str) -> None:
+    _share_per_program(monkeypatch, field)
+    expect_counterexample(check_isolation, fleets(with_failure=False, with_cancel=False), ISOLATION_EXAMPLES)
+
+
+# identity of literals (properties/test_identity.py::test_literal_types_are_part_of_identity)
+
+def test_catches_literal_identity_by_numeric_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cascade.graph.identity as identity_mod
+
+    from .test_identity import LITERAL_EXAMPLES, literals, test_literal_types_are_part_of_identity
+
+    original = identity_mod.encode_literal
+
+    def encode(value: Any) -> str:
+        if type(value) in (int, float, bool):  # "1, True and 1.0 are the same number"
+            return f"num:{float(value)!r}"
+        return original(value)
+
+    monkeypatch.setattr(identity_mod, "encode_literal", encode)
+    inner = test_literal_types_are_part_of_identity.hypothesis.inner_test  # type: ignore[attr-defined]
+    expect_counterexample(lambda a: inner(*a), st.tuples(st.lists(literals, min_size=2, max_size=4),
+                                                         st.randoms(use_true_random=False)), LITERAL_EXAMPLES)
+
+
+# templates: what varies between iterations while the shape looks the same
+
+def test_catches_router_template_ignoring_route_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade.spec.lazy import Router
+
+    original = Router.__init__
+
+    def init(self: Any, selector: Any, routes: Any) -> None:
+        original(self, selector, routes)
+        # the keys are left out of the template: only the routes' shapes, in key order
+        object.__setattr__(self, "_shape", hash(("router", selector._shape, tuple(routes[k]._shape for k in self.keys))))
+
+    monkeypatch.setattr(Router, "__init__", init)
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
+
+
+# cache keys missing an input
+
+def test_catches_cache_key_missing_keyword_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cascade.runtime.caching as caching_mod
+
+    original = caching_mod.cache_key
+
+    def key(fingerprint: str, version: Any, args: Any, kwargs: Any, skip: Any = frozenset()) -> str:
+        return original(fingerprint, version, args, {}, skip)  # keyword inputs left out
+
+    monkeypatch.setattr(caching_mod, "cache_key", key)
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
+
+
+# events and failures on the hot path
+
+def test_catches_hot_path_dropping_failure_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Scheduler._emit_finished
+
+    def emit(self: Any, p: int, st_: Any, status: str, exc: Any) -> None:
+        if status == "Failed" and not self.full:
+            return  # a hot iteration forgets to report its failed step
+        original(self, p, st_, status, exc)
+
+    monkeypatch.setattr(Scheduler, "_emit_finished", emit)
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
+
+
 # cancellation: waiter bookkeeping
 
 def test_catches_cancelled_waiter_removed_twice_from_the_constraint_queue(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,22 +447,6 @@ def test_catches_cancelled_waiter_removed_twice_from_the_constraint_queue(monkey
     expect_counterexample(check_cancellation, cancel_plans(), CANCELLATION_EXAMPLES)
 
 
-def test_catches_remote_calls_dropping_keyword_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cascade.adapters.dask_executor import DaskExecutor
-
-    from .test_dask import DASK_KINDS, check_with_dask, running_cluster
-    from .test_dask import EXAMPLES as DASK_EXAMPLES
-
-    original = DaskExecutor.call
-
-    async def call(self: Any, fn: Any, args: Any, kwargs: Any, **options: Any) -> Any:
-        return await original(self, fn, args, {}, **options)  # the payload forgets the keywords
-
-    monkeypatch.setattr(DaskExecutor, "call", call)
-    with running_cluster():
-        expect_counterexample(check_with_dask, workflows(kinds=DASK_KINDS, max_subs=0), DASK_EXAMPLES)
-
-
 def test_catches_connector_delivering_to_another_subscriber(monkeypatch: pytest.MonkeyPatch) -> None:
     from cascade.adapters.connector import InMemoryConnector, Message
 
@@ -304,3 +465,19 @@ def test_catches_connector_delivering_to_another_subscriber(monkeypatch: pytest.
 
     monkeypatch.setattr(InMemoryConnector, "publish_nowait", leaky)
     expect_counterexample(check_agents_isolated, agent_fleets(), AGENT_EXAMPLES)
+
+
+def test_catches_remote_calls_dropping_keyword_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade.adapters.dask_executor import DaskExecutor
+
+    from .test_dask import DASK_KINDS, check_with_dask, running_cluster
+    from .test_dask import EXAMPLES as DASK_EXAMPLES
+
+    original = DaskExecutor.call
+
+    async def call(self: Any, fn: Any, args: Any, kwargs: Any, **options: Any) -> Any:
+        return await original(self, fn, args, {}, **options)  # the payload forgets the keywords
+
+    monkeypatch.setattr(DaskExecutor, "call", call)
+    with running_cluster():
+        expect_counterexample(check_with_dask, workflows(kinds=DASK_KINDS, max_subs=0), DASK_EXAMPLES)
