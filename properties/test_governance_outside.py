@@ -3,7 +3,9 @@ hot and the slow path.
 
 A generated schedule of pauses, resumes, concurrency and rate limits (with and without TTLs, on
 ``global`` and ``task:<glob>`` scopes) is applied by a controller coroutine, between event-loop
-cycles, while a few tail-call loops run concurrently on one Engine. Every task body logs its start
+cycles, while a few tail-call loops run concurrently on one Engine: either through
+``engine.constraints`` or as retained messages on the engine's connector that a
+``ConstraintListener`` applies (what ``cascade pause|limit|clear`` sends through a broker). Every task body logs its start
 and end; the controller logs each change just before making it. From that one sequential log the
 check proves, for ``Engine()`` and ``Engine(hot_plans=False)`` alike:
 
@@ -26,6 +28,7 @@ import asyncio
 import itertools
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import partial
 from time import monotonic
 from typing import Any
 
@@ -33,6 +36,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cascade as cs
+from cascade.runtime.control import ConstraintListener, constraint_payload, constraint_topic
 
 from .profiles import ci_settings
 
@@ -101,28 +105,57 @@ def gw_loop(n: int, acc: int, s: int) -> Any:
 class Schedule:
     loops: tuple[tuple[int, int], ...]  # (iterations, suspensions per call) of each concurrent loop
     actions: tuple[tuple[int, tuple[Any, ...]], ...]  # (event-loop cycles to wait first, action)
+    via_topics: bool = False  # True: as retained messages on the engine's connector, through a ConstraintListener
 
 
-_action = st.one_of(
-    st.tuples(st.just("pause"), st.sampled_from(SCOPES), st.sampled_from(TTLS)),
-    st.tuples(st.just("resume"), st.sampled_from(SCOPES)),
-    st.tuples(st.just("concurrency"), st.sampled_from(SCOPES), st.integers(1, 3), st.sampled_from(TTLS)),
-    st.tuples(st.just("rate"), st.sampled_from(SCOPES), st.sampled_from((400.0, 2000.0)), st.integers(1, 2),
-              st.sampled_from(TTLS)),
-    st.tuples(st.just("clear"), st.sampled_from(SCOPES), st.sampled_from((None, "concurrency", "rate"))),
-)
-
-schedules = st.builds(
-    Schedule,
-    st.lists(st.tuples(st.integers(2, 7), st.integers(0, 2)), min_size=1, max_size=3).map(tuple),
-    st.lists(st.tuples(st.integers(0, 25), _action), min_size=1, max_size=6).map(tuple),
-)
+def _actions(scopes: list[str]) -> st.SearchStrategy[tuple[Any, ...]]:
+    scope = st.sampled_from(scopes)
+    return st.one_of(
+        st.tuples(st.just("pause"), scope, st.sampled_from(TTLS)),
+        st.tuples(st.just("resume"), scope),
+        st.tuples(st.just("concurrency"), scope, st.integers(1, 3), st.sampled_from(TTLS)),
+        st.tuples(st.just("rate"), scope, st.sampled_from((400.0, 2000.0)), st.integers(1, 2), st.sampled_from(TTLS)),
+        st.tuples(st.just("clear"), scope, st.sampled_from((None, "concurrency", "rate"))),
+    )
 
 
-def _apply(cm: cs.ConstraintManager, action: tuple[Any, ...]) -> None:
+@st.composite
+def schedules(draw: Any) -> Schedule:
+    # one or two scopes per schedule, so that kinds pile up on one scope (a rate limit next to a
+    # concurrency limit, a pause on top) as often as they spread over several
+    scopes = draw(st.lists(st.sampled_from(SCOPES), min_size=1, max_size=2, unique=True))
+    loops = draw(st.lists(st.tuples(st.integers(2, 7), st.integers(0, 2)), min_size=1, max_size=3))
+    actions = draw(st.lists(st.tuples(st.integers(0, 25), _actions(scopes)), min_size=1, max_size=6))
+    return Schedule(tuple(loops), tuple(actions), draw(st.booleans()))
+
+
+def _publish(connector: Any, action: tuple[Any, ...]) -> None:
+    """The same change as a retained constraint message (what ``cascade pause|limit|clear`` sends)."""
+    op, scope = action[0], action[1]
+    topic = partial(constraint_topic, scope)
+    if op == "pause":
+        connector.publish_nowait(topic("pause"), constraint_payload("pause", ttl=action[2]), retain=True)
+    elif op == "resume":
+        connector.publish_nowait(topic("pause"), None, retain=True)
+    elif op == "concurrency":
+        connector.publish_nowait(topic("concurrency"), constraint_payload("concurrency", limit=action[2], ttl=action[3]),
+                                 retain=True)
+    elif op == "rate":
+        connector.publish_nowait(topic("rate"), constraint_payload("rate", rate=action[2], burst=action[3],
+                                                                   ttl=action[4]), retain=True)
+    else:
+        for kind in ("pause", "concurrency", "rate") if action[2] is None else (action[2],):
+            connector.publish_nowait(topic(kind), None, retain=True)
+
+
+def _apply(engine: cs.Engine, action: tuple[Any, ...], via_topics: bool) -> None:
+    cm = engine.constraints
     op, scope = action[0], action[1]
     t = monotonic()  # before the change: the engine's own stamps and deadlines are no earlier
-    if op == "pause":
+    if via_topics:
+        _log_action(t, action)
+        _publish(engine.connector, action)
+    elif op == "pause":
         MON.log.append(("set", t, scope, "pause", None, action[2]))
         cm.pause(scope, ttl=action[2])
     elif op == "resume":
@@ -139,12 +172,29 @@ def _apply(cm: cs.ConstraintManager, action: tuple[Any, ...]) -> None:
         cm.clear(scope, action[2])
 
 
+def _log_action(t: float, action: tuple[Any, ...]) -> None:
+    op, scope = action[0], action[1]
+    if op == "pause":
+        MON.log.append(("set", t, scope, "pause", None, action[2]))
+    elif op == "resume":
+        MON.log.append(("clear", t, scope, "pause"))
+    elif op == "concurrency":
+        MON.log.append(("set", t, scope, "concurrency", action[2], action[3]))
+    elif op == "rate":
+        MON.log.append(("set", t, scope, "rate", (action[2], action[3]), action[4]))
+    else:
+        MON.log.append(("clear", t, scope, action[2]))
+
+
 async def _drive(engine: cs.Engine, sched: Schedule) -> list[Any]:
+    listener = ConstraintListener(engine.constraints, engine.connector)
+    if sched.via_topics:
+        await listener.start()
     runs = [asyncio.ensure_future(engine.run(gw_loop(n, 0, s))) for n, s in sched.loops]
     for delay, action in sched.actions:
         for _ in range(delay):
             await asyncio.sleep(0)
-        _apply(engine.constraints, action)
+        _apply(engine, action, sched.via_topics)
     for _ in range(5):
         await asyncio.sleep(0)
     MON.log.append(("clear", monotonic(), "*", None))
@@ -154,6 +204,9 @@ async def _drive(engine: cs.Engine, sched: Schedule) -> list[Any]:
     except TimeoutError:
         raise AssertionError(f"runs did not finish after every constraint was cleared; "
                              f"{engine.constraints.waiting} calls still waiting") from None
+    finally:
+        await listener.stop()
+        assert listener.rejected == 0, "a constraint message the control plane wrote was rejected"
 
 
 def _matches(scope: str, name: str) -> bool:
@@ -222,6 +275,6 @@ def check_governance(sched: Schedule) -> None:
 
 
 @ci_settings(EXAMPLES)
-@given(schedules)
+@given(schedules())
 def test_constraints_from_outside_are_honoured_on_hot_and_slow_paths(sched: Schedule) -> None:
     check_governance(sched)

@@ -150,7 +150,7 @@ def test_catches_hot_path_ignoring_constraints_set_from_outside(monkeypatch: pyt
         original(self, p)
 
     monkeypatch.setattr(Scheduler, "_start", start)
-    expect_counterexample(check_governance, schedules, GOVERNANCE_EXAMPLES)
+    expect_counterexample(check_governance, schedules(), GOVERNANCE_EXAMPLES)
 
 
 def test_catches_a_constraint_wake_up_that_reaches_one_waiter_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,7 +179,7 @@ def test_catches_a_constraint_wake_up_that_reaches_one_waiter_only(monkeypatch: 
         self._schedule(now)
 
     monkeypatch.setattr(ConstraintManager, "_pass", grant_one)
-    expect_counterexample(check_governance, schedules, GOVERNANCE_EXAMPLES)
+    expect_counterexample(check_governance, schedules(), GOVERNANCE_EXAMPLES)
 
 
 # -- stores and cache keys (properties/test_cache_keys.py, properties/test_stores.py) ---------------
@@ -481,3 +481,23 @@ def test_catches_remote_calls_dropping_keyword_arguments(monkeypatch: pytest.Mon
     monkeypatch.setattr(DaskExecutor, "call", call)
     with running_cluster():
         expect_counterexample(check_with_dask, workflows(kinds=DASK_KINDS, max_subs=0), DASK_EXAMPLES)
+
+
+def test_catches_a_rate_limit_overwriting_the_concurrency_limit_of_its_scope(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade.runtime.control import ConstraintListener
+
+    from .test_governance_outside import EXAMPLES as GOVERNANCE_EXAMPLES
+    from .test_governance_outside import check_governance, schedules
+
+    original = ConstraintListener.on_message
+
+    def on_message(self: Any, message: Any) -> None:
+        # the ancestor's bug: one retained slot per scope, so a rate limit replaces the scope's
+        # concurrency limit (and the other way round)
+        parts = message.topic.split("/")
+        if len(parts) == 4 and parts[3] in ("concurrency", "rate") and message.payload:
+            self.constraints.clear(parts[2], "rate" if parts[3] == "concurrency" else "concurrency")
+        original(self, message)
+
+    monkeypatch.setattr(ConstraintListener, "on_message", on_message)
+    expect_counterexample(check_governance, schedules(), GOVERNANCE_EXAMPLES)
