@@ -46,7 +46,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def properties(session: nox.Session) -> None:
     """Run the Hypothesis property tests (HYPOTHESIS_PROFILE defaults to ci)."""
-    _install(session, "test", "properties", "redis", "dask")
+    _install(session, "test", "properties", "redis", "dask", "mqtt")
     env = {"HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "ci")}
     session.run("python", "-m", "pytest", "properties", "-p", "no:cacheprovider", *session.posargs, env=env)
 

@@ -501,3 +501,21 @@ def test_catches_a_rate_limit_overwriting_the_concurrency_limit_of_its_scope(mon
 
     monkeypatch.setattr(ConstraintListener, "on_message", on_message)
     expect_counterexample(check_governance, schedules(), GOVERNANCE_EXAMPLES)
+
+
+def test_catches_subscribe_returning_before_the_retained_state_arrived(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade.adapters.mqtt import MQTTConnector
+    from tests.adapters.mosquitto_server import MosquittoServer
+
+    from .test_mqtt_delivery import EXAMPLES as DELIVERY_EXAMPLES
+    from .test_mqtt_delivery import check_delivery, scripts
+
+    async def no_barrier(self: Any, client: Any) -> None:
+        return None  # subscribe() returns at SUBACK, as with a fixed sleep that is too short
+
+    monkeypatch.setattr(MQTTConnector, "_barrier", no_barrier)
+    server = MosquittoServer()
+    try:
+        expect_counterexample(lambda script: check_delivery(server.url, script), scripts, DELIVERY_EXAMPLES)
+    finally:
+        server.close()
