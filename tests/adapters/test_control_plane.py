@@ -302,3 +302,26 @@ async def test_an_unreachable_broker_is_one_line_from_the_cli(mosquitto):
     assert result.exit_code == 2
     assert result.stderr.startswith(f"cascade pause: cannot connect to the MQTT broker at {url}")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.asyncio
+async def test_cascade_run_with_a_broker_obeys_retained_constraints_and_publishes_telemetry(mosquitto, mqtt, tmp_path):
+    flow = tmp_path / "flow.py"
+    flow.write_text("import cascade as cs\n\n@cs.task\nasync def fetch(n):\n    return n * 2\n\n"
+                    "@cs.task\ndef total(xs):\n    return sum(xs)\n\nmain = total(fetch.map(n=[1, 2, 3]))\n")
+    events: list[dict[str, Any]] = []
+    import json
+
+    await mqtt.subscribe("cascade/telemetry/+/events", lambda m: events.append(json.loads(m.payload)))
+    runner = CliRunner()
+    paused = await asyncio.to_thread(runner.invoke, app, ["pause", "task:fetch", "--ttl", "300ms",
+                                                          "--broker", mosquitto.url])
+    assert paused.exit_code == 0
+    result = await asyncio.to_thread(runner.invoke, app, ["run", f"{flow}:main", "--broker", mosquitto.url])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "12\n"
+    assert result.stderr.startswith("cascade run: run-") and f"on {mosquitto.url}" in result.stderr
+    await until(lambda: any(e["type"] == "RunFinished" for e in events))
+    blocked = [e["data"] for e in events if e["type"] == "TaskBlocked"]
+    assert [(b["task_name"], b["reason"]) for b in blocked] == [("fetch", "paused")] * 3
+    assert events[-1]["data"] == {"status": "Succeeded", "error": None}
