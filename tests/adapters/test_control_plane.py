@@ -5,6 +5,7 @@ test's event loop, through retained topics on the broker."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -310,8 +311,6 @@ async def test_cascade_run_with_a_broker_obeys_retained_constraints_and_publishe
     flow.write_text("import cascade as cs\n\n@cs.task\nasync def fetch(n):\n    return n * 2\n\n"
                     "@cs.task\ndef total(xs):\n    return sum(xs)\n\nmain = total(fetch.map(n=[1, 2, 3]))\n")
     events: list[dict[str, Any]] = []
-    import json
-
     await mqtt.subscribe("cascade/telemetry/+/events", lambda m: events.append(json.loads(m.payload)))
     runner = CliRunner()
     paused = await asyncio.to_thread(runner.invoke, app, ["pause", "task:fetch", "--ttl", "300ms",
