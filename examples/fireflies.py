@@ -95,8 +95,12 @@ class Firefly:
 
 
 @cs.task
-def firefly(me: Firefly, t0: float, message: Any) -> Any:
-    """One iteration: react to what ``cs.recv`` gave (a flash, a timeout, or ``None`` at the start)."""
+def firefly(me: Firefly, t0: float, flashed: Any, message: Any) -> Any:
+    """One iteration: react to what ``cs.recv`` gave (a flash, a timeout, or ``None`` at the start).
+
+    ``flashed`` is the value of the ``cs.publish`` that told the neighbours (``None`` when this
+    iteration only listened); as an argument before ``message`` it is published before listening.
+    """
     sim = me.sim
     sim.iterations += 1
     now = monotonic()
@@ -108,22 +112,22 @@ def firefly(me: Firefly, t0: float, message: Any) -> Any:
             t0 = now - phase * period
             sim.origins[me.index] = t0
         if now < t0 + period:
-            return firefly(me, t0, cs.recv(me.inbox, timeout=t0 + period - now))
+            return firefly(me, t0, None, cs.recv(me.inbox, timeout=t0 + period - now))
     # flash: tell the neighbours, start a new cycle, listen after publishing
     sim.flashes += 1
     sim.origins[me.index] = now
     flash = cs.publish(me.neighbours, me.index)  # one call, one message to each neighbour
-    return firefly(me, now, cs.recv(me.inbox, timeout=period).after(flash))
+    return firefly(me, now, flash, cs.recv(me.inbox, timeout=period))
 
 
 def _cascade_agents(sim: Sim, engine: cs.Engine, starts: list[float], width: int, height: int,
                     ) -> list[asyncio.Task[Any]]:
-    topic = "fireflies/{}".format
+    topics = [f"fireflies/{i}" for i in range(len(starts))]  # one string per inbox, shared
     runs = []
     for i, t0 in enumerate(starts):
-        nbrs = tuple(topic(j) for j in moore_neighbours(i, width, height))
-        me = Firefly(i, topic(i), nbrs, sim)
-        runs.append(asyncio.ensure_future(engine.run(firefly(me, t0, None))))
+        nbrs = tuple(topics[j] for j in moore_neighbours(i, width, height))
+        me = Firefly(i, topics[i], nbrs, sim)
+        runs.append(asyncio.ensure_future(engine.run(firefly(me, t0, None, None))))
     return runs
 
 
@@ -273,9 +277,11 @@ async def simulate(agents: int = 400, period: float = 1.0, nudge: float = 0.2, d
         warmup = min(period, duration / 3)
     warm_at = loop.time() + warmup
 
+    probing = [loop.time()]  # when the probe's current sleep started
+
     async def probe() -> None:
         while True:
-            t = loop.time()
+            t = probing[0] = loop.time()
             await asyncio.sleep(LAG_EVERY)
             if t >= warm_at:
                 lag.append(max(0.0, loop.time() - t - LAG_EVERY))
@@ -308,6 +314,8 @@ async def simulate(agents: int = 400, period: float = 1.0, nudge: float = 0.2, d
             if now - start >= duration:
                 break
     finally:
+        if probing[0] >= warm_at:  # a sleep still overdue at the end is a lag sample too
+            lag.append(max(0.0, loop.time() - probing[0] - LAG_EVERY))
         prober.cancel()
         for run in runs:
             run.cancel()

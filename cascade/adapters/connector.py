@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger("cascade.connector")
+_message = tuple.__new__  # Message(...) without NamedTuple's Python-level __new__ (hot path)
 
 
 class Message(NamedTuple):
@@ -147,7 +148,7 @@ class InMemorySubscription:
     """
 
     __slots__ = ("topic", "handler", "active", "dropped", "_owner", "_levels", "_queue", "_worker",
-                 "_max")
+                 "_max", "_future")
 
     def __init__(self, owner: InMemoryConnector, topic: str, handler: Handler, levels: list[str] | None,
                  is_async: bool, max_pending: int) -> None:
@@ -160,8 +161,14 @@ class InMemorySubscription:
         self._queue: deque[Message] | None = deque() if is_async else None
         self._worker: asyncio.Task[None] | None = None
         self._max = max_pending
+        self._future: asyncio.Future[Any] | None = None  # set by ``_subscribe_future`` (cs.recv)
 
     def _deliver(self, msg: Message) -> None:
+        fut = self._future
+        if fut is not None:  # a one-shot listener: the first message completes its future
+            if not fut.done():
+                fut.set_result(msg)
+            return
         queue = self._queue
         if queue is None:
             try:
@@ -257,7 +264,7 @@ class InMemoryConnector:
                 self._retained[topic] = payload
         exact = self._exact.get(topic)
         if exact is not None:
-            msg = Message(topic, payload, False)
+            msg = _message(Message, (topic, payload, False))
             if len(exact) == 1:  # the common case (an inbox): no copy of the set
                 next(iter(exact))._deliver(msg)
             else:
@@ -266,10 +273,35 @@ class InMemoryConnector:
                         sub._deliver(msg)
         if self._wild:
             levels = topic.split("/")
-            msg = Message(topic, payload, False)
+            msg = _message(Message, (topic, payload, False))
             for sub in list(self._wild):
                 if sub.active and _match_levels(sub._levels, levels):  # type: ignore[arg-type]
                     sub._deliver(msg)
+
+    def _publish_each(self, topics: Any, payload: Any, retain: bool) -> None:
+        """:meth:`publish_nowait` to each of ``topics`` in order (``cs.publish`` to a list), with
+        the common case inline: an exact topic whose one subscriber is a ``cs.recv``."""
+        exact_subs = self._exact
+        for topic in topics:
+            if (retain or self._wild or type(topic) is not str or not topic or "+" in topic
+                    or "#" in topic):
+                self.publish_nowait(topic, payload, retain)
+                continue
+            exact = exact_subs.get(topic)
+            if exact is None:
+                continue
+            msg = _message(Message, (topic, payload, False))
+            if len(exact) == 1:
+                sub = next(iter(exact))
+                fut = sub._future
+                if fut is None:
+                    sub._deliver(msg)
+                elif not fut.done():
+                    fut.set_result(msg)
+            else:
+                for sub in tuple(exact):
+                    if sub.active:
+                        sub._deliver(msg)
 
     async def subscribe(self, topic: str, handler: Handler, *, max_pending: int | None = None
                         ) -> InMemorySubscription:
@@ -285,12 +317,22 @@ class InMemoryConnector:
         """:meth:`subscribe` without the coroutine."""
         if not callable(handler):
             raise TypeError(f"subscribe({topic!r}, handler): handler must be callable, got {handler!r}")
+        return self._add(topic, handler, _is_async(handler), max_pending, None)
+
+    def _subscribe_future(self, topic: str, fut: asyncio.Future[Any]) -> InMemorySubscription:
+        """A one-shot subscription for ``cs.recv``: the first matching message completes ``fut``
+        (later ones are ignored until it unsubscribes). No handler call, no closure."""
+        return self._add(topic, None, False, None, fut)
+
+    def _add(self, topic: str, handler: Any, is_async: bool, max_pending: int | None,
+             fut: asyncio.Future[Any] | None) -> InMemorySubscription:
         wild = type(topic) is not str or "+" in topic or "#" in topic
         if wild or not topic:
             validate_filter(topic)
         levels = topic.split("/") if wild else None
-        sub = InMemorySubscription(self, topic, handler, levels, _is_async(handler),
+        sub = InMemorySubscription(self, topic, handler, levels, is_async,
                                    self.max_pending if max_pending is None else max_pending)
+        sub._future = fut
         if levels is None:
             subs = self._exact.get(topic)
             if subs is None:

@@ -61,7 +61,8 @@ from .resources import setup_resource, teardown_all
 if TYPE_CHECKING:
     from .context import RunContext
 
-__all__ = ["Scheduler", "is_lazy", "missing_run_resources", "note_failure", "resolve_args", "resume"]
+__all__ = ["Scheduler", "is_lazy", "missing_run_resources", "note_failure", "resolve_args", "resume",
+           "setup_cannot_suspend"]
 
 PENDING, RUNNING, ROUTING, DONE, SKIPPED = range(5)
 _ATOMIC = frozenset({int, float, str, bool, type(None), bytes, complex})
@@ -278,6 +279,17 @@ def missing_run_resources(ctx: RunContext, names: tuple[str, ...]) -> bool:
         if name not in values:
             return True
     return False
+
+
+def setup_cannot_suspend(ctx: RunContext, names: tuple[str, ...]) -> bool:
+    """Whether setting up the run-scope resources ``names`` completes without suspending: all are
+    sync generators and no other step of the run holds the setup lock. The sequential walker then
+    sets them up in place, right before the step that needs them, as the governed path would."""
+    lock = ctx.resources._lock
+    if lock is not None and lock.locked():
+        return False
+    registry = ctx.resources_registry
+    return not any(registry[name].is_async for name in names if name not in ctx.resources.values)
 
 
 def _resource_value(name: str, ctx: RunContext, task_res: dict[str, Any] | None) -> Any:

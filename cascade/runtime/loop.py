@@ -42,6 +42,7 @@ from .executor import (
     note_failure,
     resolve_args,
     returned_awaitable,
+    setup_cannot_suspend,
 )
 from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, A_SUBS, OP_AWAIT_ONE, OP_MAP, Program
 
@@ -110,8 +111,11 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
         if state is not None and iteration > 1:
             state.clear(ctx.run_id)  # a finished iteration's state is not needed again
 
-        if (not prog.simple or full or state is not None or (prog.single and cm.gating)
-                or (prog.run_resources and missing_run_resources(ctx, prog.run_resources))):
+        # The first iteration of a run that injects run-scope resources sets them up: in place in
+        # the walker when that cannot suspend (right before the step, as the governed path does).
+        setup = bool(prog.run_resources) and missing_run_resources(ctx, prog.run_resources)
+        if (not prog.simple or full or state is not None or (prog.single and (cm.gating or setup))
+                or (setup and not setup_cannot_suspend(ctx, prog.run_resources))):
             value, reason = await Scheduler(prog, objs or [current], ctx, full, iteration).run()
         elif prog.single:
             # -- one step, no inputs: the iteration is one call ----------------------------------
@@ -153,6 +157,10 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                 if cm.gating:
                     handover = Scheduler(prog, objs, ctx, False, iteration, values, k)
                     break
+                if setup:
+                    needs = prog.steps[k].run_resources
+                    if needs and missing_run_resources(ctx, needs):
+                        await ctx.resources.ensure(needs)  # sync generators: never suspends
                 op, fn, spec, name, notlast = walk[k]
                 if op == OP_MAP:
                     values[k] = [values[d] for d in spec]

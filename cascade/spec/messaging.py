@@ -57,7 +57,7 @@ def connector_resource(engine: Engine) -> Resource:
 
 
 def _check_seconds(where: str, value: Any, none_ok: bool) -> None:
-    if value is None and none_ok:
+    if type(value) is float and value >= 0.0 or value is None and none_ok:  # the common cases first
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         allowed = "a number >= 0 or None" if none_ok else "a number >= 0"
@@ -85,18 +85,21 @@ async def _wait(seconds: float) -> None:
 @task(name="cs.recv")
 async def _recv(topic: str, timeout: float | None = None,
                 connector: Any = _CONNECTOR) -> Any:
-    _check_topic("cs.recv(topic)", topic, True)
+    if type(topic) is not str or not topic:
+        _check_topic("cs.recv(topic)", topic, True)
     _check_seconds("cs.recv(timeout)", timeout, True)
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[Any] = loop.create_future()
-
-    def deliver(message: Any) -> None:
-        if not fut.done():
-            fut.set_result(message)
-
-    # The engine's default connector never waits to (un)subscribe: call it without coroutines.
+    # The engine's default connector completes the future itself and never waits to (un)subscribe.
     direct = type(connector) is InMemoryConnector
-    sub = connector.subscribe_nowait(topic, deliver) if direct else await connector.subscribe(topic, deliver)
+    if direct:
+        sub = connector._subscribe_future(topic, fut)
+    else:
+        def deliver(message: Any) -> None:
+            if not fut.done():
+                fut.set_result(message)
+
+        sub = await connector.subscribe(topic, deliver)
     try:
         if fut.done():  # a retained message, delivered on subscribe
             return fut.result()
@@ -122,8 +125,7 @@ async def _publish(topic: Any, payload: Any, retain: bool = False,
             if type(topic) is str:
                 connector.publish_nowait(topic, payload, retain)
             else:
-                for t in _topics(topic, False):
-                    connector.publish_nowait(t, payload, retain)
+                connector._publish_each(_topics(topic, False), payload, retain)
         except ValueError as exc:
             raise ValueError(f"cs.publish(topic): {exc}") from None
     else:
@@ -138,12 +140,14 @@ def _topics(topic: Any, check: bool = True) -> tuple[str, ...] | list[str]:
         if not topics:
             raise ValueError("cs.publish(topic) got an empty list of topics")
         for t in topics:
-            _check_topic("cs.publish(topic)", t, False)
+            if type(t) is not str or not t or "+" in t or "#" in t:
+                _check_topic("cs.publish(topic)", t, False)
     return topics
 
 
 def _literal(value: Any) -> bool:
-    return not isinstance(value, (LazyResult, Marker))
+    t = type(value)
+    return t is str or t is float or t is tuple or not isinstance(value, (LazyResult, Marker))
 
 
 def wait(seconds: Any) -> LazyResult:
@@ -168,7 +172,8 @@ def recv(topic: Any, timeout: Any = None) -> LazyResult:
     """
     if _literal(topic):
         _check_topic("cs.recv(topic)", topic, True)
-        validate_filter(topic)
+        if "+" in topic or "#" in topic:
+            validate_filter(topic)
     if _literal(timeout):
         _check_seconds("cs.recv(timeout)", timeout, True)
     return _recv(topic, timeout) if timeout is not None else _recv(topic)

@@ -195,3 +195,17 @@ async def test_run_scope_connector_is_set_up_once_per_run_on_hot_and_slow_paths(
     names = [type(e).__name__ for e in rec.events]
     # the resource is set up right before the first call that injects it starts
     assert names.index("ResourceAcquired") < names.index("TaskExecutionStarted")
+
+
+@pytest.mark.asyncio
+async def test_publish_to_a_list_reaches_exact_subscribers_and_a_waiting_recv(engine):
+    conn = engine.connector
+    first: list[object] = []
+    second: list[object] = []
+    await conn.subscribe("n/1", lambda m: first.append(m.payload))
+    await conn.subscribe("n/1", lambda m: second.append(m.payload))
+    listening = asyncio.ensure_future(engine.run(payload_of(cs.recv("n/2"))))
+    await until(lambda: conn.subscription_count == 3)
+    await engine.run(cs.publish(("n/1", "n/2", "n/3"), "flash"))
+    assert await listening == "flash"
+    assert first == ["flash"] and second == ["flash"]
