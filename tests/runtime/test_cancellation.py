@@ -144,3 +144,43 @@ async def test_a_second_cancellation_does_not_cut_in_flight_cleanups_short(hot, 
     with pytest.raises(asyncio.CancelledError):
         await run
     assert sorted(cleaned) == [1, 2]  # both cleanups ran to the end before run() raised
+
+
+@pytest.mark.parametrize("hot", [True, False], ids=["hot", "slow"])
+@pytest.mark.asyncio
+async def test_many_concurrent_runs_cancelled_at_staggered_points(hot):
+    engine = cs.Engine(system_resources={"slot": 3}, hot_plans=hot)
+
+    @cs.task
+    async def work(i, k):
+        for _ in range(1 + k % 4):
+            await asyncio.sleep(0)
+        return i
+
+    @cs.task
+    def loop(i, k, acc=0):
+        if k == 0:
+            return acc
+        return loop(i, k - 1, add(acc, work(i, k).with_constraints(slot=1 + (i + k) % 2)))
+
+    @cs.task
+    def add(a, b):
+        return a + b
+
+    n = 300
+    runs = [asyncio.ensure_future(engine.run(loop(i, 5))) for i in range(n)]
+    victims = set(range(0, n, 3))
+    for cycle in range(60):
+        for i in victims:
+            if i % 60 == cycle:
+                runs[i].cancel()
+        await asyncio.sleep(0)
+    outcomes = await asyncio.gather(*runs, return_exceptions=True)
+    for i, out in enumerate(outcomes):
+        if i in victims and not isinstance(out, int):
+            assert isinstance(out, asyncio.CancelledError), (i, out)
+        else:
+            assert out == 5 * i, (i, out)
+    assert sum(isinstance(o, asyncio.CancelledError) for o in outcomes) > n // 6  # most victims were mid-run
+    assert engine.constraints.available == {"slot": 3}
+    assert engine.constraints.try_acquire({"slot": 3})
