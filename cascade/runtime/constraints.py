@@ -215,6 +215,8 @@ class ConstraintManager:
                 # entries at the head and grants the live waiters behind them that now fit.
                 fut.cancel()
                 self._wake()
+                if len(self._waiters) > 32:  # a long queue behind a stuck head: drop the dead now
+                    self._waiters = deque(w for w in self._waiters if not w[1].done())
             raise
 
     def release(self, amounts: dict[str, float]) -> None:

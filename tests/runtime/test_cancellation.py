@@ -184,3 +184,20 @@ async def test_many_concurrent_runs_cancelled_at_staggered_points(hot):
     assert sum(isinstance(o, asyncio.CancelledError) for o in outcomes) > n // 6  # most victims were mid-run
     assert engine.constraints.available == {"slot": 3}
     assert engine.constraints.try_acquire({"slot": 3})
+
+
+@pytest.mark.asyncio
+async def test_cancelled_waiters_behind_a_stuck_head_do_not_pile_up():
+    cm = ConstraintManager({"a": 2})
+    await cm.acquire({"a": 1})
+    stuck = await _waiting(cm, {"a": 2})  # never fits while the first unit is held
+    for _ in range(10):
+        batch = [asyncio.ensure_future(cm.acquire({"a": 1})) for _ in range(50)]
+        await asyncio.sleep(0)
+        for t in batch:
+            t.cancel()
+        await asyncio.gather(*batch, return_exceptions=True)
+    assert len(cm._waiters) <= 33  # the stuck head and at most a few dead entries
+    cm.release({"a": 1})
+    await asyncio.wait_for(stuck, 1)
+    assert cm.available == {"a": 0} and not cm._waiters
