@@ -88,13 +88,13 @@ def flaky(path: str, fails: int) -> int:
 
 
 @cs.task
-def exclusive(path: str, i: int) -> int:
+def exclusive(path: str, i: int, hold: float = 0.05) -> int:
     """Fails if another call holds ``path`` at the same time (a lock file made with O_EXCL)."""
     import time
 
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     try:
-        time.sleep(0.05)
+        time.sleep(hold)
     finally:
         os.close(fd)
         os.unlink(path)
@@ -265,10 +265,11 @@ async def test_constraint_slots_serialise_remote_calls(inproc_client: Any, tmp_p
 
 @pytest.mark.asyncio
 async def test_the_same_calls_overlap_on_the_worker_without_a_slot(inproc_client: Any, tmp_path: Path) -> None:
-    # The control for the test above: its lock file does catch two calls running at once.
+    # The control for the test above: its lock file does catch two calls running at once (held
+    # long enough that the worker's second thread starts the other call meanwhile).
     engine = cs.Engine(remote=cs.DaskExecutor(inproc_client))
     with pytest.raises(FileExistsError):
-        await engine.run(total([exclusive(str(tmp_path / "lock"), i) for i in range(4)]))
+        await engine.run(total([exclusive(str(tmp_path / "lock"), i, 0.5) for i in range(2)]))
 
 
 @pytest.mark.asyncio
