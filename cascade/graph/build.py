@@ -67,7 +67,12 @@ def _make_node(index: int, obj: Any, deps: list[int], nodes: list[Node]) -> Node
         return Node(index, kind, obj, name, tuple(deps), tuple(deps), None, (), (),
                     digest(s_text + ",".join(sids)), digest(t_text + ",".join(tids)))
     if type(obj) is Router:
-        keys = ",".join(encode_literal(k) for k in obj.keys)
+        try:
+            keys = ",".join(encode_literal(k) for k in obj.keys)
+        except Exception as exc:
+            raise TypeError(
+                f"a Router route key cannot be encoded for the graph's identity: {type(exc).__name__}: {exc}"
+            ) from exc
         s_text = t_text = f"router:{keys}"
         return Node(index, "router", obj, "Router", tuple(deps), tuple(deps), None, (), (),
                     digest(s_text + ",".join(sids)), digest(t_text + ",".join(tids)))

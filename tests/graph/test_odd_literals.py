@@ -224,3 +224,16 @@ def test_a_dict_key_that_cannot_be_ordered_fails_when_the_call_is_made():
 async def test_a_literal_whose_eq_raises_is_never_compared(runner):
     obj = BadEq()
     assert await runner.run(ident([pure_ident(obj), pure_ident(obj)])) == [obj, obj]
+
+
+def test_a_router_key_whose_repr_raises_fails_with_a_clear_error():
+    class Key:
+        def __hash__(self):
+            return 1
+
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    router = cs.Router(ident(1), routes={Key(): ident("a")})
+    with pytest.raises(TypeError, match="Router route key cannot be encoded.*RuntimeError: no repr"):
+        build_graph(ident(router))
