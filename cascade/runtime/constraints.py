@@ -179,6 +179,7 @@ class ConstraintManager:
         self._applicable: dict[str, tuple[_Entry, ...]] = {}  # task name -> entries that match it
         self._running: dict[str, int] = {}  # task name -> calls that entered and have not left
         self._queues: dict[str, deque[tuple[int, asyncio.Future[None]]]] = {}
+        self._dead: dict[str, int] = {}  # task name -> cancelled waiters left in its queue (see _bury)
         self._seq = itertools.count()
         self._next_expiry = math.inf
         self._timer: tuple[asyncio.AbstractEventLoop, float, asyncio.TimerHandle] | None = None
@@ -470,7 +471,8 @@ class ConstraintManager:
                 if fut.done() and not fut.cancelled():
                     self._ungrant(task_name)  # granted, then cancelled before resuming
                 else:
-                    fut.cancel()  # marks the entry dead; _pass drops it
+                    fut.cancel()  # marks the entry dead; _pass drops it when it reaches the front
+                    self._bury(task_name)
                 raise
             # Between the grant and this resumption a pause may have been set or a concurrency
             # limit lowered below what is running: then give the grant back and wait again.
@@ -478,6 +480,22 @@ class ConstraintManager:
                 return
             self._ungrant(task_name)
             now = monotonic()
+
+    def _bury(self, name: str) -> None:
+        """Count a dead waiter of ``name``; once the dead are half of a long queue (waiters cancelled
+        behind a held-back first one, which a pass never reaches), drop them all: memory stays
+        bounded and each waiter is copied O(1) times on average."""
+        dead = self._dead.get(name, 0) + 1
+        queue = self._queues.get(name)
+        if queue is None or dead * 2 <= max(len(queue), 32):
+            self._dead[name] = dead
+            return
+        self._dead.pop(name, None)
+        live = deque(w for w in queue if not w[1].done())
+        if live:
+            self._queues[name] = live
+        else:
+            del self._queues[name]
 
     def _revoked(self, name: str, now: float) -> bool:
         for e in self._applicable_to(name):
@@ -543,6 +561,7 @@ class ConstraintManager:
             queue.popleft()
         if not queue:
             del self._queues[name]
+            self._dead.pop(name, None)
             return False
         return True
 

@@ -391,3 +391,28 @@ def test_engine_pause_and_set_concurrency_limit_are_scopes_too():
     engine.resume(legacy)
     engine.set_concurrency_limit(legacy, None)
     assert engine.constraints.active() == [] and not engine.constraints.gating
+
+
+@pytest.mark.asyncio
+async def test_waiters_cancelled_behind_a_paused_one_do_not_pile_up():
+    engine = cs.Engine()
+    cm = engine.constraints
+
+    @cs.task
+    async def parked(x):
+        return x
+
+    cm.pause("task:parked")
+    keeper = asyncio.ensure_future(engine.run(parked(0)))  # stays first in the queue
+    await settle(lambda: cm.waiting == 1)
+    for i in range(1, 501):
+        run = asyncio.ensure_future(engine.run(parked(i)))
+        await settle(lambda: cm.waiting == 2)  # noqa: B023 (awaited in this iteration)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+    assert cm.waiting == 1
+    assert len(cm._queues["parked"]) <= 64  # dead entries are dropped in batches, not kept forever
+    cm.resume("task:parked")
+    assert await asyncio.wait_for(keeper, 10) == 0
+    assert cm._queues == {} and cm._running == {}
