@@ -10,11 +10,13 @@ What travels, and how (only when a remote executor is configured; ``import casca
 Dask or cloudpickle, both are imported on first use):
 
 - The call is pickled here with cloudpickle into one ``bytes`` payload; the value comes back
-  pickled the same way on the worker. A :class:`~cascade.Task` travels as its fingerprint plus its
-  function: a process that already knows that fingerprint (this one, or a worker that received
-  it before) uses its own task object, so a lazy result a body returns (a tail call) comes back
-  bound to the very tasks the engine knows, and its loop still reaches hot plans. Lazy results,
-  maps and Routers are rebuilt on arrival (their shape hashes are per process).
+  pickled the same way on the worker. A module-level :class:`~cascade.Task` (and its function)
+  travels by reference, as Dask sends functions: the receiving process imports the module and uses
+  its own task. Any other task (a closure, ``__main__``) travels as its fingerprint plus its
+  function: a process that already knows that fingerprint (this one, or a worker that received it
+  before) uses its own task object. Either way a lazy result a body returns (a tail call) comes
+  back bound to the very tasks the engine knows, and its loop still reaches hot plans. Lazy
+  results, maps and Routers are rebuilt on arrival (their shape hashes are per process).
 - Context variables: a worker in this process (``LocalCluster(processes=False)``) runs the body
   in a copy of the caller's context, as ``asyncio.to_thread`` does; a worker process starts from
   an empty context.
@@ -66,7 +68,8 @@ def _pickler() -> Any:
             def reducer_override(self, obj: Any) -> Any:
                 t = type(obj)
                 if isinstance(obj, Task):
-                    return _reduce_task(obj)
+                    where = _module_task(obj.fn)
+                    return (_task_by_name, where) if where is not None else _reduce_task(obj)
                 if t is LazyResult:
                     return _lazy_from_wire, (obj.task, obj.args, obj.kwargs, tuple.__getitem__(obj, POLICY))
                 if t is MappedLazyResult:
@@ -74,9 +77,9 @@ def _pickler() -> Any:
                 if t is Router:
                     return Router, (obj.selector, obj.routes)
                 if t is types.FunctionType:
-                    ref = _function_by_task(obj)
-                    if ref is not None:
-                        return ref
+                    where = _module_task(obj)
+                    if where is not None:
+                        return _task_function, where
                 return super().reducer_override(obj)
 
         _pickler_cls = WirePickler
@@ -106,21 +109,28 @@ def loads(data: bytes) -> Any:
         _local.fresh = outer
 
 
-def _function_by_task(fn: Any) -> Any:
-    """A module-level task's function travels by reference, as Dask sends plain functions: the
-    module attribute is the Task, which cloudpickle would not recognise, so it would copy the
-    function and every global it uses. ``__main__`` cannot be imported by a worker: by value."""
+def _module_task(fn: Any) -> tuple[str, str] | None:
+    """``(module, name)`` when ``fn`` is the function of a module-level task. Such a task and its
+    function travel by reference, as Dask sends plain functions (cloudpickle would not recognise
+    the function, whose module attribute is the Task, and would copy it and every global it uses);
+    the receiving process imports the module and uses its own task object. ``__main__`` cannot
+    be imported by a worker: its tasks travel by value."""
     module = getattr(fn, "__module__", None)
-    if not module or module == "__main__" or "<locals>" in fn.__qualname__:
+    if not module or module == "__main__" or "<locals>" in getattr(fn, "__qualname__", "<locals>"):
         return None
-    owner = getattr(sys.modules.get(module), fn.__name__, None)
+    owner = getattr(sys.modules.get(module), getattr(fn, "__name__", ""), None)
     if isinstance(owner, Task) and owner.fn is fn:
-        return _task_function, (module, fn.__name__)
+        return module, fn.__name__
     return None
 
 
+def _task_by_name(module: str, name: str) -> Task:
+    task: Task = getattr(importlib.import_module(module), name)
+    return task
+
+
 def _task_function(module: str, name: str) -> Any:
-    return getattr(importlib.import_module(module), name).fn
+    return _task_by_name(module, name).fn
 
 
 def _reduce_task(t: Task) -> Any:

@@ -438,3 +438,28 @@ def test_importing_cascade_imports_no_dask() -> None:
     code = ("import sys, cascade; bad = [m for m in ('dask', 'distributed', 'cloudpickle') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_lazy_results_travel_bound_to_the_receivers_own_tasks() -> None:
+    from cascade.adapters.dask_executor import dumps
+
+    # In a fresh process (as on a worker process): a module-level task arrives as that process's
+    # own task object, a closure task as a copy with the same identity.
+    def local_task() -> Any:
+        @cs.task
+        def scaled(x: int, k: int = 2) -> int:
+            return x * k
+        return scaled
+
+    scaled = local_task()
+    data = dumps([countdown(3, acc=1).with_retry(max_attempts=2), scaled(countdown(2))])
+    code = (
+        "import sys; from cascade.adapters.dask_executor import loads\n"
+        "from tests.adapters import test_dask_executor as m\n"
+        "a, b = loads(sys.stdin.buffer.read())\n"
+        "assert a.task is m.countdown and a.args == (3,) and a.kwargs == {'acc': 1}, a\n"
+        "assert a.retry.max_attempts == 2\n"
+        f"assert b.task.fingerprint == {scaled.fingerprint!r} and b.task.fn(4) == 8\n"
+        "assert b.args[0].task is m.countdown\n"
+    )
+    subprocess.run([sys.executable, "-c", code], input=data, check=True, cwd=Path(__file__).parents[2])
