@@ -103,6 +103,26 @@ def _deadline(key: str, ttl: float | None, expires_at: float | None) -> float | 
     return monotonic() + ttl
 
 
+def _check(key: str, kind: str, value: Any, burst: Any) -> None:
+    """Raise ``ValueError`` (naming the scope) unless ``value`` and ``burst`` suit ``kind``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown constraint kind {kind!r} for {key!r}; expected one of {', '.join(KINDS)}")
+    if kind == "pause":
+        if value is not None or burst is not None:
+            raise ValueError(f"a pause of {key!r} takes no value")
+    elif kind == "concurrency":
+        if burst is not None:
+            raise ValueError(f"a concurrency limit of {key!r} takes no burst")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"concurrency limit for {key!r} must be an int >= 1, got {value!r}")
+    else:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+            raise ValueError(f"rate limit for {key!r} must be a finite number > 0 (calls per second), got {value!r}")
+        b = 1 if burst is None else burst
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise ValueError(f"burst for {key!r} must be an int >= 1, got {burst!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Constraint:
     """One pause or limit in force, as :meth:`ConstraintManager.active` lists it.
@@ -268,6 +288,12 @@ class ConstraintManager:
             raise ValueError(f"limit({scope!r}): burst=... needs rate=...")
         if concurrency is None and rate is None:
             raise ValueError(f"limit({scope!r}): give concurrency=..., rate=... or both")
+        key = parse_scope(scope)
+        if concurrency is not None:  # check both before setting either: all or nothing
+            _check(key, "concurrency", concurrency, None)
+        if rate is not None:
+            _check(key, "rate", rate, burst)
+        _deadline(key, ttl, None)
         if concurrency is not None:
             self.set(scope, "concurrency", concurrency, ttl=ttl, source=source)
         if rate is not None:
@@ -292,8 +318,7 @@ class ConstraintManager:
         (tasks may be defined later). Raises ``ValueError`` for anything malformed.
         """
         key = parse_scope(scope)
-        if kind not in KINDS:
-            raise ValueError(f"unknown constraint kind {kind!r} for {key!r}; expected one of {', '.join(KINDS)}")
+        _check(key, kind, value, burst)
         expires = _deadline(key, ttl, expires_at)
         if expires is not None and expires <= monotonic():  # lapsed already (a stale expires_at)
             self.clear(key, kind)
@@ -301,30 +326,17 @@ class ConstraintManager:
         entry = self._entries.get((key, kind))
         if entry is None:
             entry = _Entry(key, kind)
-        if kind == "pause":
-            if value is not None or burst is not None:
-                raise ValueError(f"a pause of {key!r} takes no value")
-        elif kind == "concurrency":
-            if burst is not None:
-                raise ValueError(f"a concurrency limit of {key!r} takes no burst")
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"concurrency limit for {key!r} must be an int >= 1, got {value!r}")
-            entry.limit = value
-        else:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                    math.isfinite(value) and value > 0):
-                raise ValueError(f"rate limit for {key!r} must be a finite number > 0 (calls per second), "
-                                 f"got {value!r}")
+        if kind == "concurrency":
+            entry.limit = value  # type: ignore[assignment]
+        elif kind == "rate":
             b = 1 if burst is None else burst
-            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-                raise ValueError(f"burst for {key!r} must be an int >= 1, got {burst!r}")
             now = monotonic()
             if entry.rate is not None:  # keep the tokens it has (refilled at the old rate)
                 entry.refill(now)
             else:
                 entry.tokens = float(b)
             entry.stamp = now
-            entry.rate = float(value)
+            entry.rate = float(value)  # type: ignore[arg-type]  # _check: a finite number > 0
             entry.burst = b
             entry.tokens = min(entry.tokens, float(b))
         entry.expires = expires

@@ -416,3 +416,12 @@ async def test_waiters_cancelled_behind_a_paused_one_do_not_pile_up():
     cm.resume("task:parked")
     assert await asyncio.wait_for(keeper, 10) == 0
     assert cm._queues == {} and cm._running == {}
+
+
+def test_limit_is_all_or_nothing():
+    cm = cs.Engine().constraints
+    with pytest.raises(ValueError, match="rate limit for 'task:t'"):
+        cm.limit("task:t", concurrency=2, rate=-1)
+    with pytest.raises(ValueError, match="ttl for 'task:t'"):
+        cm.limit("task:t", concurrency=2, ttl=-1)
+    assert cm.active() == [] and not cm.gating
