@@ -1,7 +1,8 @@
 """Lazy results: immutable descriptions of calls, and the helpers that combine them.
 
 Creating a lazy result happens once per node per loop iteration, so it is kept cheap: ``__slots__``,
-no uuid, no signature inspection. Each lazy result carries, computed once at creation:
+no uuid, and the signature check is one cached lookup per call pattern (``check_call``). Each lazy
+result carries, computed once at creation:
 
 - ``_deps``: the objects it depends on, in canonical order (data inputs in argument order, keyword
   arguments sorted by name, then the condition, ``after`` and ``sequence`` predecessors);
@@ -312,6 +313,10 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
 
     It is ``Task.__call__`` itself, so a call costs one Python frame; the shape hash is folded
     argument by argument so that plain literals cost nothing but a type check.
+
+    Raises ``TypeError`` when the arguments do not bind to the task's signature, ``ValueError`` for
+    an argument that contains itself and ``TypeError`` for one that cannot be described (its dict
+    keys cannot be ordered), each naming the task and the argument, before anything runs.
     """
     nargs = len(args)
     if nargs == 1 and not kwargs:
