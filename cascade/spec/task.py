@@ -43,7 +43,8 @@ class Task:
     ``fn`` is the original function (sync or async), ``name`` its display name, ``pure`` whether equal
     calls in one graph are one node, ``offload`` whether a sync function runs in a worker thread,
     ``executor`` the name of the remote executor its body runs on (``None``: the engine's default,
-    ``"local"``: always in this process; see ``Engine(remote=...)``).
+    ``"local"``: always in this process; see ``Engine(remote=...)``). ``signature`` is the function's
+    signature (``None`` when unreadable), against which every call is checked when it is made.
     """
 
     __slots__ = (
