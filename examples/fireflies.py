@@ -6,6 +6,10 @@ Agents sit on a torus grid; each hears its 8 Moore neighbours. An agent's loop::
       -> a neighbour flashed: nudge the phase forward (phase += nudge * phase); listen again
       -> the period is over (or the nudge reached 1): flash, publish to the 8 neighbours, reset
 
+Times are the model's, not the event loop's: a flash message carries the moment of the flash and
+a timed-out agent flashes at the end of its period, so an overloaded loop delays the agents'
+reactions but does not smear their phases (the figures still show how late the loop is).
+
 The nudge is proportional to the phase (a Mirollo-Strogatz-style excitatory coupling): an agent
 that has just flashed is hardly moved by its neighbours' flashes of the same burst, so a
 synchronised grid stays synchronised, and an agent late in its cycle is pulled into the next burst.
@@ -105,19 +109,24 @@ def firefly(me: Firefly, t0: float, flashed: Any, message: Any) -> Any:
     sim.iterations += 1
     now = monotonic()
     period = sim.period
-    if message is not cs.TIMED_OUT:
-        if message is not None:  # a neighbour flashed: nudge the phase forward
-            phase = (now - t0) / period
-            phase += sim.nudge * phase
-            t0 = now - phase * period
-            sim.origins[me.index] = t0
-        if now < t0 + period:
-            return firefly(me, t0, None, cs.recv(me.inbox, timeout=t0 + period - now))
-    # flash: tell the neighbours, start a new cycle, listen after publishing
+    if message is cs.TIMED_OUT:
+        t = t0 + period  # flash on schedule, however late the event loop woke this agent
+    else:
+        t = now
+        if message is not None:  # a neighbour flashed at t: nudge the phase it had then
+            t = message.payload
+            phase = (t - t0) / period
+            if phase > 0.0:
+                phase += sim.nudge * phase
+                t0 = t - phase * period
+                sim.origins[me.index] = t0
+        if t < t0 + period:
+            return firefly(me, t0, None, cs.recv(me.inbox, timeout=max(0.0, t0 + period - now)))
+    # flash at t: tell the neighbours (one call, a message to each), start a new cycle, listen
     sim.flashes += 1
-    sim.origins[me.index] = now
-    flash = cs.publish(me.neighbours, me.index)  # one call, one message to each neighbour
-    return firefly(me, now, flash, cs.recv(me.inbox, timeout=period))
+    sim.origins[me.index] = t
+    flash = cs.publish(me.neighbours, t)
+    return firefly(me, t, flash, cs.recv(me.inbox, timeout=max(0.0, t + period - now)))
 
 
 def _cascade_agents(sim: Sim, engine: cs.Engine, starts: list[float], width: int, height: int,
@@ -146,24 +155,27 @@ async def hand_firefly(sim: Sim, index: int, neighbours: tuple[int, ...], t0: fl
     while True:
         sim.iterations += 1
         now = monotonic()
-        if message is not cs.TIMED_OUT:
-            if message is not None:
-                phase = (now - t0) / period
-                phase += sim.nudge * phase
-                t0 = now - phase * period
-                sim.origins[index] = t0
-            if now < t0 + period:
-                timeout = t0 + period - now
-            else:
-                message = cs.TIMED_OUT
         if message is cs.TIMED_OUT:
+            t = t0 + period
+        else:
+            t = now
+            if message is not None:
+                t = message
+                phase = (t - t0) / period
+                if phase > 0.0:
+                    phase += sim.nudge * phase
+                    t0 = t - phase * period
+                    sim.origins[index] = t0
+        if message is not cs.TIMED_OUT and t < t0 + period:
+            timeout = max(0.0, t0 + period - now)
+        else:
             sim.flashes += 1
-            sim.origins[index] = t0 = now
+            sim.origins[index] = t0 = t
             for j in neighbours:
                 fut = inboxes[j]
                 if fut is not None and not fut.done():
-                    fut.set_result(index)
-            timeout = period
+                    fut.set_result(t)
+            timeout = max(0.0, t + period - now)
         fut = inboxes[index] = loop.create_future()
         timer = loop.call_later(timeout, _expire, fut)
         try:
