@@ -162,7 +162,7 @@ class Engine:
         status, error = "Succeeded", None
         failure: BaseException | None = None
         try:
-            return await self._evaluate(target, ctx)
+            return await drive(self, target, ctx)  # not via _evaluate: one coroutine frame less per run
         except asyncio.CancelledError as exc:
             status, failure = "Cancelled", exc
             raise
