@@ -48,7 +48,12 @@ def properties(session: nox.Session) -> None:
     """Run the Hypothesis property tests (HYPOTHESIS_PROFILE defaults to ci)."""
     _install(session, "test", "properties", "redis", "dask", "mqtt")
     env = {"HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "ci")}
-    session.run("python", "-m", "pytest", "properties", "-p", "no:cacheprovider", *session.posargs, env=env)
+    # One worker per core (CASCADE_PROPERTY_WORKERS, default 2: CI's machine); each property's
+    # examples stay derandomized whatever worker runs it. -v and --durations show progress and
+    # per-property time on a run that takes minutes.
+    workers = os.environ.get("CASCADE_PROPERTY_WORKERS", "2")
+    session.run("python", "-m", "pytest", "properties", "-p", "no:cacheprovider", "-n", workers, "-v",
+                "--durations=15", *session.posargs, env=env)
 
 
 @nox.session

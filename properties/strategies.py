@@ -50,7 +50,7 @@ def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub
         fields["attempts"] = draw(st.integers(1, 3)) if chance(draw, 4) else fields["fails"] + 1
     elif kind == "select":
         fields["modulus"] = draw(st.integers(1, 3))
-        fields["koff"] = chance(draw, 3)  # its Routers' keys change with the iteration
+        fields["koff"] = chance(draw, 2)  # its Routers' keys change with the iteration
     elif kind == "router":
         selects = [j for j, p in enumerate(prev) if p.kind == "select"]
         sel = draw(st.sampled_from(selects) if not chance(draw, 6) else idx)

@@ -403,15 +403,25 @@ def test_catches_cache_key_missing_keyword_arguments(monkeypatch: pytest.MonkeyP
 
 # events and failures on the hot path
 
-def test_catches_hot_path_dropping_failure_events(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = Scheduler._emit_finished
+def test_catches_hot_path_dropping_retry_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Scheduler.__init__
 
-    def emit(self: Any, p: int, st_: Any, status: str, exc: Any) -> None:
-        if status == "Failed" and not self.full:
-            return  # a hot iteration forgets to report its failed step
-        original(self, p, st_, status, exc)
+    class _NoRetryEvents:
+        """The bus as a hot iteration sees it when it forgets to report retries."""
 
-    monkeypatch.setattr(Scheduler, "_emit_finished", emit)
+        def __init__(self, bus: Any) -> None:
+            self._bus = bus
+
+        def publish(self, event: Any) -> None:
+            if type(event).__name__ != "TaskRetrying":
+                self._bus.publish(event)
+
+    def init(self: Any, prog: Any, objs: Any, ctx: Any, full: bool, *args: Any, **kwargs: Any) -> None:
+        original(self, prog, objs, ctx, full, *args, **kwargs)
+        if not full and self.bus is not None:
+            self.bus = _NoRetryEvents(self.bus)
+
+    monkeypatch.setattr(Scheduler, "__init__", init)
     expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
 
 
