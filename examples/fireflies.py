@@ -348,9 +348,14 @@ def plot(summary: Summary, path: str) -> None:
     top.axhline(0.9, color="grey", linestyle=":", linewidth=1)
     top.set_ylabel("order parameter R")
     top.set_ylim(0, 1.02)
-    top.set_title(f"{summary.agents} fireflies on one Cascade Engine ({summary.impl}), "
-                  f"period {summary.period} s, nudge {summary.nudge}")
-    bottom.plot(t, [row[2] for row in summary.timeline], color="tab:blue", linewidth=1)
+    where = "on one Cascade Engine" if summary.impl == "cascade" else "hand-written in asyncio"
+    top.set_title(f"{summary.agents} fireflies {where}, period {summary.period} s, nudge {summary.nudge}")
+    rates = [row[2] for row in summary.timeline]
+    bottom.plot(t, rates, color="tab:blue", linewidth=0.8, alpha=0.6, label="per sample")
+    window = max(1, round(summary.period / SAMPLE_EVERY))  # one period: bursts averaged out
+    smooth = [sum(rates[max(0, i - window + 1):i + 1]) / len(rates[max(0, i - window + 1):i + 1])
+              for i in range(len(rates))]
+    bottom.plot(t, smooth, color="tab:blue", linewidth=2, label="mean over one period")
     bottom.axhline(summary.theoretical_rate, color="grey", linestyle=":", linewidth=1,
                    label="agents / period")
     bottom.set_ylabel("flashes / s")
