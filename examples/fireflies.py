@@ -352,9 +352,15 @@ def plot(summary: Summary, path: str) -> None:
     top.set_title(f"{summary.agents} fireflies {where}, period {summary.period} s, nudge {summary.nudge}")
     rates = [row[2] for row in summary.timeline]
     bottom.plot(t, rates, color="tab:blue", linewidth=0.8, alpha=0.6, label="per sample")
-    window = max(1, round(summary.period / SAMPLE_EVERY))  # one period: bursts averaged out
-    smooth = [sum(rates[max(0, i - window + 1):i + 1]) / len(rates[max(0, i - window + 1):i + 1])
-              for i in range(len(rates))]
+    # flashes per second over the last period (bursts averaged out): counts over elapsed time
+    steps = [(t[i] - (t[i - 1] if i else 0.0), rates[i]) for i in range(len(t))]
+    smooth = []
+    for i in range(len(t)):
+        j = i
+        while j > 0 and t[i] - t[j - 1] < summary.period:
+            j -= 1
+        span = sum(dt for dt, _ in steps[j:i + 1])
+        smooth.append(sum(dt * r for dt, r in steps[j:i + 1]) / span if span else 0.0)
     bottom.plot(t, smooth, color="tab:blue", linewidth=2, label="mean over one period")
     bottom.axhline(summary.theoretical_rate, color="grey", linestyle=":", linewidth=1,
                    label="agents / period")
