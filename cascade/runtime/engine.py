@@ -154,7 +154,8 @@ class Engine:
         if params is not None and not isinstance(params, Mapping):
             raise TypeError(f"run(params=...) must be a mapping, got {type(params).__name__}")
         run_id = f"run-{_pid}-{next(_run_ids)}"
-        ctx = RunContext(run_id, dict(params or {}), self.bus, self.constraints, self._resources,
+        given: dict[str, Any] = _ReadParams(params) if params else {}
+        ctx = RunContext(run_id, given, self.bus, self.constraints, self._resources,
                          self.state_backend, self.executor, self._evaluate)
         if self.bus.active:
             name = getattr(target, "task").name
@@ -162,7 +163,10 @@ class Engine:
         status, error = "Succeeded", None
         failure: BaseException | None = None
         try:
-            return await drive(self, target, ctx)  # not via _evaluate: one coroutine frame less per run
+            value = await drive(self, target, ctx)  # not via _evaluate: one coroutine frame less per run
+            if given and given.unread:  # type: ignore[attr-defined]
+                self._warn_unread_params(given, ctx, target.task.name)
+            return value
         except asyncio.CancelledError as exc:
             status, failure = "Cancelled", exc
             raise
@@ -269,6 +273,18 @@ class Engine:
             if ctx is not None and self.bus.active:
                 self.bus.publish(StaticAnalysisWarning(ctx.run_id, "CS-W002", task.name, message))
 
+    def _warn_unread_params(self, given: Any, ctx: RunContext, task: str) -> None:
+        """CS-W003: a run that succeeded without any task reading some of its params."""
+        names = sorted(map(str, given.unread))
+        message = (
+            f"run(params=...) got {', '.join(map(repr, names))}, which no task of this run read "
+            f"(a typo, or a cs.Param only on a branch that did not run); the params read were: "
+            f"{', '.join(repr(n) for n in given if n not in given.unread) or 'none'}"
+        )
+        _log.warning(message)
+        if self.bus.active:
+            self.bus.publish(StaticAnalysisWarning(ctx.run_id, "CS-W003", task, message))
+
     def _warn_changing(self, task: Any, ctx: RunContext) -> None:
         self._warned.add(task)
         message = (
@@ -280,6 +296,23 @@ class Engine:
         _log.warning(message)
         if self.bus.active:
             self.bus.publish(StaticAnalysisWarning(ctx.run_id, "CS-W001", task.name, message))
+
+
+class _ReadParams(dict[str, Any]):
+    """``run(params=...)`` as the run sees it: it notes which names a ``cs.Param`` looked up
+    (``Param.resolve`` asks ``name in params`` first), so that unread ones can be reported (CS-W003).
+    Only a run given params pays for it: one Python call per param lookup."""
+
+    __slots__ = ("unread",)
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        super().__init__(params)
+        self.unread = set(self)
+
+    def __contains__(self, name: object) -> bool:
+        if self.unread:
+            self.unread.discard(name)
+        return dict.__contains__(self, name)
 
 
 class _ShapeWatch:

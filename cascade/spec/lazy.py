@@ -48,12 +48,29 @@ def _scan(value: Any, deps: list[Any]) -> Any:
     return _scan_leaf(value, deps)
 
 
+class TaskBase:
+    """Base of :class:`cascade.Task`, defined here so that arguments can be checked without a cycle."""
+
+    __slots__ = ()
+    name: str
+
+
+class UncalledTaskError(TypeError):
+    """A task object itself was passed as an argument where its result was almost surely meant."""
+
+    def __init__(self, task: TaskBase) -> None:
+        super().__init__(task.name)
+        self.task = task
+
+
 def _scan_leaf(value: Any, deps: list[Any]) -> Any:
     if isinstance(value, Marker):
         return value.shape_key
     if isinstance(value, (LazyResult, MappedLazyResult, Router)):
         deps.append(value)
         return getattr(value, "_shape")
+    if isinstance(value, TaskBase):
+        raise UncalledTaskError(value)
     return None
 
 
@@ -117,6 +134,12 @@ def _argument_error(task: Task, where: Any, exc: Exception) -> Exception:
     ``ValueError`` for a self-containing container, else ``TypeError`` (what the argument's own
     ``__lt__``/``__repr__``/... raised is chained as the cause)."""
     arg = f"argument {where}" if isinstance(where, int) else f"argument {where!r}"
+    if isinstance(exc, UncalledTaskError):
+        name = exc.task.name
+        return TypeError(
+            f"task {task.name!r} {arg} is the task {name!r} itself, not a call of it: write "
+            f"{name}(...) to pass its result; to hand over the function, pass {name}.fn"
+        )
     if isinstance(exc, ValueError):
         return ValueError(f"task {task.name!r} {arg}: {exc}")
     return TypeError(f"task {task.name!r} {arg} cannot be described: {type(exc).__name__}: {exc}")

@@ -53,7 +53,8 @@ class Param(Marker):
         elif self.default is not MISSING:
             return self.default
         else:
-            raise ParamError(f"missing param {self.name!r}: pass params={{{self.name!r}: ...}} to run()")
+            given = f" (given: {', '.join(map(repr, params))})" if params else ""
+            raise ParamError(f"missing param {self.name!r}: pass params={{{self.name!r}: ...}} to run(){given}")
         if self.type is not None and not isinstance(value, self.type):
             try:
                 value = self.type(value)

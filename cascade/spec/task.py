@@ -8,7 +8,7 @@ import inspect
 import weakref
 from typing import Any, Callable, Iterable, overload
 
-from .lazy import LazyResult, MappedLazyResult, new_lazy
+from .lazy import LazyResult, MappedLazyResult, TaskBase, new_lazy
 from .markers import Inject
 
 __all__ = ["Task", "task"]
@@ -37,7 +37,7 @@ def _fingerprint(fn: Callable[..., Any], name: str) -> str:
     return f"{base[:16]}#{count}"
 
 
-class Task:
+class Task(TaskBase):
     """A function wrapped by :func:`task`. Calling it returns a :class:`LazyResult`; nothing runs.
 
     ``fn`` is the original function (sync or async), ``name`` its display name, ``pure`` whether equal
@@ -59,6 +59,14 @@ class Task:
             fn = fn.fn
         if not callable(fn):
             raise TypeError(f"@cs.task needs a function, got {type(fn).__name__} {fn!r}")
+        if isinstance(fn, type):
+            # A class (``cs.task(int)``, ``cs.task(MyModel)``) is callable but almost always a slip
+            # (a decorator on the wrong line, a type meant as an annotation): its identity, signature
+            # and sync/async nature are those of its constructor, which nobody means to schedule.
+            raise TypeError(
+                f"@cs.task needs a function, got the class {fn.__qualname__!r}; to run it as a task, "
+                f"wrap it in one: @cs.task def make(x): return {fn.__name__}(x)"
+            )
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(f"@cs.task(name=...) must be a non-empty string, got {name!r}")
         self.fn: Callable[..., Any] = fn
