@@ -2,12 +2,16 @@
 hot and the slow path.
 
 A generated schedule of pauses, resumes, concurrency and rate limits (with and without TTLs, on
-``global`` and ``task:<glob>`` scopes) is applied by a controller coroutine, between event-loop
-cycles, while a few tail-call loops run concurrently on one Engine: either through
+``global`` and ``task:<glob>`` scopes) is applied by a controller coroutine while a few tail-call
+loops run concurrently on one Engine; before each change it lets a generated number of calls start
+(bounded by loop cycles, since a pause may hold everything). Changes go either through
 ``engine.constraints`` or as retained messages on the engine's connector that a
-``ConstraintListener`` applies (what ``cascade pause|limit|clear`` sends through a broker). Every task body logs its start
-and end; the controller logs each change just before making it. From that one sequential log the
+``ConstraintListener`` applies (what ``cascade pause|limit|clear`` sends through a broker). Every
+task body logs its start and end; the controller logs each change just before making it. From that one sequential log the
 check proves, for ``Engine()`` and ``Engine(hot_plans=False)`` alike:
+
+- after every change, what ``engine.constraints.active()`` lists is exactly what was set (one
+  constraint per scope and kind; TTL'd ones left out, as they may lapse at any moment);
 
 - no call of a paused scope starts while the pause is in force;
 - at the start of a call of a scope with a concurrency limit, at most ``limit`` calls of that scope
@@ -51,8 +55,10 @@ class Monitor:
     def __init__(self) -> None:
         self.log: list[tuple[Any, ...]] = []
         self.ids = itertools.count()
+        self.started = 0
 
     def start(self, name: str) -> int:
+        self.started += 1
         i = next(self.ids)
         self.log.append(("start", monotonic(), name, i))
         return i
@@ -104,7 +110,7 @@ def gw_loop(n: int, acc: int, s: int) -> Any:
 @dataclass(frozen=True)
 class Schedule:
     loops: tuple[tuple[int, int], ...]  # (iterations, suspensions per call) of each concurrent loop
-    actions: tuple[tuple[int, tuple[Any, ...]], ...]  # (event-loop cycles to wait first, action)
+    actions: tuple[tuple[int, tuple[Any, ...]], ...]  # (calls to let start first, action)
     via_topics: bool = False  # True: as retained messages on the engine's connector, through a ConstraintListener
 
 
@@ -186,15 +192,47 @@ def _log_action(t: float, action: tuple[Any, ...]) -> None:
         MON.log.append(("clear", t, scope, action[2]))
 
 
+def _model(expected: dict[tuple[str, str], tuple[Any, Any]], action: tuple[Any, ...]) -> None:
+    """What should be in force after ``action``: one entry per scope and kind."""
+    op, scope = action[0], action[1]
+    if op == "pause":
+        expected[scope, "pause"] = (None, action[2])
+    elif op == "resume":
+        expected.pop((scope, "pause"), None)
+    elif op == "concurrency":
+        expected[scope, "concurrency"] = (action[2], action[3])
+    elif op == "rate":
+        expected[scope, "rate"] = ((action[2], action[3]), action[4])
+    else:
+        for kind in ("pause", "concurrency", "rate") if action[2] is None else (action[2],):
+            expected.pop((scope, kind), None)
+
+
+def _starts() -> int:
+    return MON.started
+
+
 async def _drive(engine: cs.Engine, sched: Schedule) -> list[Any]:
     listener = ConstraintListener(engine.constraints, engine.connector)
     if sched.via_topics:
         await listener.start()
     runs = [asyncio.ensure_future(engine.run(gw_loop(n, 0, s))) for n, s in sched.loops]
+    expected: dict[tuple[str, str], tuple[Any, Any]] = {}  # (scope, kind) -> (settings, ttl)
     for delay, action in sched.actions:
-        for _ in range(delay):
+        # let ``delay`` calls start under the constraints in force (each new state gets exercised),
+        # or give up after a bounded number of loop cycles (a pause may hold everything)
+        target = _starts() + delay
+        for _ in range(4 * delay + 10):
+            if _starts() >= target:
+                break
             await asyncio.sleep(0)
         _apply(engine, action, sched.via_topics)
+        _model(expected, action)
+        listed = {(c.scope, c.kind): (c.limit if c.kind == "concurrency" else (c.rate, c.burst) if c.kind == "rate"
+                                      else None)
+                  for c in engine.constraints.active() if c.expires_in is None}
+        untimed = {k: v for k, (v, ttl) in expected.items() if ttl is None}
+        assert listed == untimed, f"in force after {action}: {listed} != {untimed}"
     for _ in range(5):
         await asyncio.sleep(0)
     MON.log.append(("clear", monotonic(), "*", None))
