@@ -11,6 +11,7 @@ downstream checks ``msg is cs.TIMED_OUT``). ``TIMED_OUT`` is falsy, a received m
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import TYPE_CHECKING, Any
 
 from ..adapters.connector import InMemoryConnector, validate_filter
@@ -71,6 +72,11 @@ def _check_topic(where: str, topic: Any, wildcards: bool) -> None:
         raise ValueError(f"{where}: cannot publish to {topic!r}, wildcards '+' and '#' are for subscribing")
 
 
+# ``_expire`` reads no context variable: one shared empty context spares call_later a
+# copy_context() (and a GC-tracked object) per listen.
+_EXPIRE_CONTEXT = contextvars.Context()
+
+
 def _expire(fut: asyncio.Future[Any]) -> None:
     if not fut.done():
         fut.set_result(TIMED_OUT)
@@ -105,7 +111,7 @@ async def _recv(topic: str, timeout: float | None = None,
             return fut.result()
         if timeout is None:
             return await fut
-        timer = loop.call_later(timeout, _expire, fut)
+        timer = loop.call_later(timeout, _expire, fut, context=_EXPIRE_CONTEXT)
         try:
             return await fut
         finally:
