@@ -61,10 +61,12 @@ class Graph:
 
     @property
     def target(self) -> int:
+        """Index of the target node (always the last one)."""
         return len(self.nodes) - 1
 
     @property
     def edges(self) -> tuple[Edge, ...]:
+        """Every edge of the graph, grouped by target node in node order."""
         return tuple(e for edges in self.in_edges for e in edges)
 
     def __len__(self) -> int:

@@ -23,19 +23,24 @@ class ExecutionPlan:
 
     @property
     def order(self) -> tuple[int, ...]:
+        """The node indices of every stage, stage after stage."""
         return tuple(i for stage in self.stages for i in stage)
 
 
 class Solver(Protocol):
     """Anything that turns a graph into an :class:`ExecutionPlan`."""
 
-    def solve(self, graph: Graph) -> ExecutionPlan: ...
+    def solve(self, graph: Graph) -> ExecutionPlan:
+        """Order ``graph``'s nodes into stages; every node after all of its inputs."""
+        ...
 
 
 class NativeSolver:
     """Level-by-level topological sort; raises :class:`cascade.CycleError` on a cycle."""
 
     def solve(self, graph: Graph) -> ExecutionPlan:
+        """Stages by longest path from the sources (Kahn's algorithm): a node's stage follows its
+        latest input's; within a stage nodes are sorted by index (canonical order)."""
         n = len(graph.nodes)
         waiting = [len({e.source for e in graph.in_edges[i]}) for i in range(n)]
         stage = sorted(i for i in range(n) if waiting[i] == 0)

@@ -133,6 +133,7 @@ class Engine:
 
     @property
     def plan_cache_len(self) -> int:
+        """How many compiled programs the plan cache holds now."""
         return len(self._plans)
 
     # -- running ----------------------------------------------------------------------------------

@@ -31,17 +31,25 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class RunStarted(Event):
+    """A run began; ``target`` is the name of its target's task."""
+
     target: str
 
 
 @dataclass(frozen=True, slots=True)
 class RunFinished(Event):
+    """A run ended: ``status`` ``"Succeeded"``, ``"Failed"`` or ``"Cancelled"``; ``error`` the
+    ``repr`` of the exception that failed it (``None`` otherwise). Published after teardowns."""
+
     status: str  # "Succeeded", "Failed" or "Cancelled"
     error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _NodeEvent(Event):
+    """Fields of every node event: ``task_name``, ``node`` (position in the iteration's plan) and
+    ``iteration`` (1-based per run, nested evaluations included)."""
+
     task_name: str
     node: int  # position of the node in its iteration's plan
     iteration: int
@@ -49,22 +57,33 @@ class _NodeEvent(Event):
 
 @dataclass(frozen=True, slots=True)
 class TaskExecutionStarted(_NodeEvent):
+    """An attempt of a call starts (``attempt`` counts from 1). Not published for a cache hit."""
+
     attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class TaskExecutionFinished(_NodeEvent):
+    """A call settled: ``status`` ``"Succeeded"``, ``"Failed"`` (after its last attempt; ``error`` is
+    the exception's ``repr``) or ``"Cached"`` (a cache hit, with no ``TaskExecutionStarted``)."""
+
     status: str = "Succeeded"  # "Succeeded", "Failed" or "Cached"
     error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TaskSkipped(_NodeEvent):
+    """A call did not run; ``reason`` is ``ConditionFalse``, ``UpstreamSkipped_Data``,
+    ``UpstreamSkipped_Condition``, ``UpstreamSkipped_Sequence`` or ``UpstreamSkipped_Route``."""
+
     reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class TaskRetrying(_NodeEvent):
+    """An attempt failed and another follows after ``delay`` seconds; ``error`` is the failure's
+    ``repr``, ``attempt`` the number of the attempt about to start."""
+
     attempt: int = 0  # the attempt about to start
     delay: float = 0.0
     error: str = ""
@@ -72,6 +91,10 @@ class TaskRetrying(_NodeEvent):
 
 @dataclass(frozen=True, slots=True)
 class TaskBlocked(_NodeEvent):
+    """A call is held before it starts: ``reason`` ``"paused"``, ``"concurrency_limit"``,
+    ``"rate_limit"`` (governance constraints) or ``"constraints"`` (waiting for ``with_constraints``
+    capacity)."""
+
     reason: str = ""
 
 
@@ -91,18 +114,26 @@ class CacheBypassed(_NodeEvent):
 
 @dataclass(frozen=True, slots=True)
 class ResourceAcquired(Event):
+    """The resource named ``resource`` was set up; ``scope`` is ``"run"`` or ``"task"``."""
+
     resource: str
     scope: str
 
 
 @dataclass(frozen=True, slots=True)
 class ResourceReleased(Event):
+    """The resource named ``resource`` was torn down; ``scope`` is ``"run"`` or ``"task"``."""
+
     resource: str
     scope: str
 
 
 @dataclass(frozen=True, slots=True)
 class StaticAnalysisWarning(Event):
+    """A warning about the workflow itself, also logged on ``cascade.engine``: ``code`` CS-W001 (a
+    recursion whose template changes every iteration), CS-W002 (a constraint on a capacity the engine
+    lacks) or CS-W003 (run params no task read); ``task_name`` the task concerned."""
+
     code: str
     task_name: str
     message: str

@@ -17,15 +17,25 @@ __all__ = ["InMemoryStateBackend", "StateBackend"]
 class StateBackend(Protocol):
     """The small protocol a state backend implements."""
 
-    def put_result(self, run_id: str, key: Hashable, value: Any) -> None: ...
+    def put_result(self, run_id: str, key: Hashable, value: Any) -> None:
+        """Record the value of node ``key`` of run ``run_id``."""
+        ...
 
-    def put_skip(self, run_id: str, key: Hashable, reason: str) -> None: ...
+    def put_skip(self, run_id: str, key: Hashable, reason: str) -> None:
+        """Record that node ``key`` of run ``run_id`` was skipped, and why."""
+        ...
 
-    def get_result(self, run_id: str, key: Hashable) -> Any: ...
+    def get_result(self, run_id: str, key: Hashable) -> Any:
+        """The recorded value of node ``key``; raises ``KeyError`` when there is none."""
+        ...
 
-    def get_skip(self, run_id: str, key: Hashable) -> str | None: ...
+    def get_skip(self, run_id: str, key: Hashable) -> str | None:
+        """The recorded skip reason of node ``key``, ``None`` when it was not skipped."""
+        ...
 
-    def clear(self, run_id: str) -> None: ...
+    def clear(self, run_id: str) -> None:
+        """Forget everything recorded for run ``run_id``."""
+        ...
 
 
 class InMemoryStateBackend:
@@ -36,9 +46,11 @@ class InMemoryStateBackend:
         self._skips: dict[str, dict[Hashable, str]] = {}
 
     def put_result(self, run_id: str, key: Hashable, value: Any) -> None:
+        """Record the value of node ``key`` of run ``run_id``."""
         self._results.setdefault(run_id, {})[key] = value
 
     def put_skip(self, run_id: str, key: Hashable, reason: str) -> None:
+        """Record that node ``key`` of run ``run_id`` was skipped, and why."""
         self._skips.setdefault(run_id, {})[key] = reason
 
     def get_result(self, run_id: str, key: Hashable) -> Any:
@@ -46,9 +58,11 @@ class InMemoryStateBackend:
         return self._results[run_id][key]
 
     def get_skip(self, run_id: str, key: Hashable) -> str | None:
+        """The recorded skip reason of node ``key``, ``None`` when it was not skipped."""
         return self._skips.get(run_id, {}).get(key)
 
     def clear(self, run_id: str) -> None:
+        """Forget everything recorded for run ``run_id``."""
         self._results.pop(run_id, None)
         self._skips.pop(run_id, None)
 

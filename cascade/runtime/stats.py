@@ -18,4 +18,5 @@ class EngineStats:
     tail_calls: int = 0
 
     def as_dict(self) -> dict[str, int]:
+        """The counters as a plain dict."""
         return asdict(self)

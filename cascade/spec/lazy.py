@@ -175,12 +175,12 @@ _NO_POLICIES = _tuple_new(_Policies, (None, (), (), None, None, ()))
 _COND, _AFTER, _SEQ, _RETRY, _CACHE, _CONSTRAINTS = range(6)
 
 
-def _policy(field: int) -> Any:
+def _policy(field: int, doc: str) -> Any:
     def get(self: LazyResult) -> Any:
         pol = tuple.__getitem__(self, POLICY)
         return (pol or _NO_POLICIES)[field]
 
-    return property(get)
+    return property(get, doc=doc)
 
 
 class LazyResult(tuple):
@@ -196,12 +196,13 @@ class LazyResult(tuple):
     task: Task = property(itemgetter(TASK))  # type: ignore[assignment]
     args: tuple[Any, ...] = property(itemgetter(ARGS))  # type: ignore[assignment]
     kwargs: dict[str, Any] = property(itemgetter(KWARGS))  # type: ignore[assignment]
-    cond: LazyResult | None = _policy(_COND)
-    after_deps: tuple[Any, ...] = _policy(_AFTER)
-    seq_deps: tuple[Any, ...] = _policy(_SEQ)
-    retry: RetryPolicy | None = _policy(_RETRY)
-    cache: CachePolicy | None = _policy(_CACHE)
-    constraints: tuple[tuple[str, float], ...] = _policy(_CONSTRAINTS)
+    cond: LazyResult | None = _policy(_COND, "The ``run_if`` condition, or ``None``.")
+    after_deps: tuple[Any, ...] = _policy(_AFTER, "The ``after`` predecessors.")
+    seq_deps: tuple[Any, ...] = _policy(_SEQ, "The ``sequence`` predecessors.")
+    retry: RetryPolicy | None = _policy(_RETRY, "The ``with_retry`` policy, or ``None``.")
+    cache: CachePolicy | None = _policy(_CACHE, "The ``with_cache`` policy, or ``None``.")
+    constraints: tuple[tuple[str, float], ...] = _policy(
+        _CONSTRAINTS, "The ``with_constraints`` amounts as ``(name, amount)`` pairs.")
     _deps: tuple[Any, ...] = property(itemgetter(DEPS))  # type: ignore[assignment]
     _ndata: int = property(itemgetter(NDATA))  # type: ignore[assignment]
     _shape: int = property(itemgetter(SHAPE))  # type: ignore[assignment]

@@ -45,9 +45,12 @@ class Param(Marker):
 
     @property
     def shape_key(self) -> tuple[Any, ...]:
+        """What of the marker is part of a template: the name, whether it has a default, the type."""
         return ("param", self.name, self.default is MISSING, getattr(self.type, "__qualname__", None))
 
     def resolve(self, params: dict[str, Any]) -> Any:
+        """The value from ``params`` (converted by ``type``), else the default; raises
+        :class:`cascade.ParamError` when it is missing or cannot be converted."""
         if self.name in params:
             value = params[self.name]
         elif self.default is not MISSING:
@@ -74,9 +77,11 @@ class Env(Marker):
 
     @property
     def shape_key(self) -> tuple[Any, ...]:
+        """What of the marker is part of a template: the name and whether it has a default."""
         return ("env", self.name, self.default is MISSING)
 
     def resolve(self) -> Any:
+        """The variable's value now, else the default; raises :class:`cascade.ParamError` when unset."""
         value = os.environ.get(self.name)
         if value is not None:
             return value

@@ -36,6 +36,7 @@ class Resource:
 
     @property
     def is_async(self) -> bool:
+        """Whether the resource's function is an async generator."""
         return inspect.isasyncgenfunction(self.fn)
 
 
