@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger("cascade.connector")
+_SPARE = 1024  # emptied per-topic sets an InMemoryConnector keeps for reuse
 _message = tuple.__new__  # Message(...) without NamedTuple's Python-level __new__ (hot path)
 
 
@@ -233,6 +234,9 @@ class InMemoryConnector:
         # exact topic -> its subscriptions (a dict as an ordered set: O(1) removal)
         self._exact: dict[str, dict[InMemorySubscription, None]] = {}
         self._wild: dict[InMemorySubscription, None] = {}
+        # Emptied per-topic sets, reused: an inbox that cs.recv subscribes to and leaves on every
+        # iteration then allocates no dict per listen (fewer young objects for the GC to traverse).
+        self._spare: list[dict[InMemorySubscription, None]] = []
         self._retained: dict[str, Any] = {}
 
     async def connect(self) -> None:
@@ -336,9 +340,8 @@ class InMemoryConnector:
         if levels is None:
             subs = self._exact.get(topic)
             if subs is None:
-                self._exact[topic] = {sub: None}
-            else:
-                subs[sub] = None
+                subs = self._exact[topic] = self._spare.pop() if self._spare else {}
+            subs[sub] = None
             if self._retained:
                 payload = self._retained.get(topic)
                 if payload is not None:
@@ -359,6 +362,8 @@ class InMemoryConnector:
                 subs.pop(sub, None)
                 if not subs:
                     del self._exact[sub.topic]
+                    if len(self._spare) < _SPARE:
+                        self._spare.append(subs)
         else:
             self._wild.pop(sub, None)
 
