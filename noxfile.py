@@ -63,6 +63,13 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "cascade", "tests", "properties", *session.posargs)
 
 
+@nox.session(default=False)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (mkdocs.yml, docs/) into site/ with warnings as errors."""
+    _install(session, "docs")
+    session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
+
+
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Type-check the package with mypy."""
