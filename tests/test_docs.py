@@ -60,3 +60,18 @@ def test_every_public_name_has_a_docstring():
         return bool(doc) and not doc.startswith(f"{name}(")
 
     assert [n for n in cs.__all__ if n != "TIMED_OUT" and not documented(n)] == []
+
+
+_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+_PRINTED = re.compile(r"^print\(.*\)\s+# (.+)$", re.M)
+
+
+@pytest.mark.parametrize("page", ["index.md", "getting-started.md"])
+def test_inline_code_of_a_page_runs_and_prints_its_comments(page):
+    # the page's python blocks run as one script; each `print(...)  # value` line must print value
+    code = "\n".join(b for b in _BLOCK.findall((DOCS / page).read_text()) if "--8<--" not in b)
+    expected = _PRINTED.findall(code)
+    assert expected
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == expected
