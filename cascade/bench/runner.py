@@ -94,9 +94,13 @@ def measure_workload(workload: Workload, loop: asyncio.AbstractEventLoop, *, qui
 
 def run_suite(workloads: list[Workload], *, quick: bool = False, repeat: int | None = None,
               progress: Progress | None = None) -> list[WorkloadResult]:
-    """Measure ``workloads`` in order on one new event loop (3 repeats, 1 in quick mode, by default)."""
+    """Measure ``workloads`` in order on one new event loop (3 interleaved repeats by default).
+
+    Quick mode too takes 3: it shortens each run instead, because one sample on a loaded machine can
+    show anything (a loop "faster than hand-written"); its figures are still only indicative.
+    """
     if repeat is None:
-        repeat = 1 if quick else 3
+        repeat = 3
     loop = asyncio.new_event_loop()
     try:
         results = []

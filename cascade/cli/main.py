@@ -609,9 +609,9 @@ class _BenchProgress:
 @app.command("bench")
 def bench_cmd(
     quick: Annotated[bool, typer.Option(
-        "--quick", help="fewer iterations, one repeat, no 10,000-agent case (a few seconds)")] = False,
+        "--quick", help="fewer iterations, no 10,000-agent case (a few seconds); indicative figures")] = False,
     repeat: Annotated[int | None, typer.Option(
-        "--repeat", min=1, metavar="R", help="timed runs per mode (default 3, quick 1); the table shows the median")] = None,
+        "--repeat", min=1, metavar="R", help="timed runs per mode (default 3); the table shows the median")] = None,
     only: Annotated[list[str] | None, typer.Option(
         "--only", metavar="KEY", help="measure only this workload (repeatable; see --list)")] = None,
     list_: Annotated[bool, typer.Option("--list", help="list the workloads and exit")] = False,
@@ -639,7 +639,8 @@ def bench_cmd(
     elapsed = time.perf_counter() - started
     report = {
         "quick": quick,
-        "repeat": repeat if repeat is not None else (1 if quick else 3),
+        "repeat": repeat if repeat is not None else 3,
+        "indicative": quick,  # short runs: for a smoke check, not for quoting
         "python": platform.python_version(),
         "machine": platform.machine(),
         "seconds": round(elapsed, 2),
@@ -652,12 +653,15 @@ def bench_cmd(
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=2)
             fh.write("\n")
-    mode = "quick" if quick else "full"
+    mode = "quick, indicative" if quick else "full"
     typer.echo(f"Cascade throughput ({mode}, median of {report['repeat']}; iterations per second; "
                f"Python {report['python']})")
     typer.echo(format_table(results))
     typer.echo(f"({elapsed:.1f}s; hot = Engine(), slow = Engine(hot_plans=False), "
                "baseline = hand-written asyncio)")
+    if quick:
+        typer.echo("Quick figures are indicative only (short runs, easily moved by other load): "
+                   "quote `cascade bench` without --quick.")
 
 
 def _normalise(argv: list[str]) -> list[str]:
