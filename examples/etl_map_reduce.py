@@ -4,8 +4,9 @@ Run it::
 
     python examples/etl_map_reduce.py
 
-``transform.map(rec=records)`` makes one call per record; the calls run concurrently (each sleeps
-to stand for I/O) and their values come back as a list in input order.
+``transform.map(rec=extract())`` makes one call per record ``extract`` returns (a dynamic map: the
+calls are made when the records are known); the calls run concurrently (each sleeps to stand for
+I/O) and their values come back as a list in input order.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ RAW = [
     "erin,paris,22",
     "frank,berlin,50",
 ]
+
+
+@cs.task
+def extract() -> list[str]:
+    """Read the raw records (a real pipeline would read a file or an API)."""
+    return list(RAW)
 
 
 in_flight = {"now": 0, "max": 0}  # how many transforms run at once
@@ -63,7 +70,7 @@ def load(groups: dict[str, list[str]], age: float) -> str:
 
 
 def main() -> None:
-    rows = transform.map(rec=RAW)  # one lazy call per record; nothing runs yet
+    rows = transform.map(rec=extract())  # one call per record extract() returns; nothing runs yet
     report = load(by_city(rows), mean_age(rows))  # both reductions share the mapped rows
     print(cs.run(report))
     print(f"{len(RAW)} records, at most {in_flight['max']} transforms in flight at once")

@@ -53,6 +53,7 @@ class TaskBase:
 
     __slots__ = ()
     name: str
+    maps: Any  # the mapped task, on the internal fan-out task of a dynamic map; else None
 
 
 class UncalledTaskError(TypeError):
@@ -232,12 +233,17 @@ class LazyResult(tuple):
         ``max_attempts < 1``, a negative, nan or infinite ``delay``/``backoff``, or a last wait that
         overflows; the message names the task and the argument.
         """
+        if self.task.maps is not None:  # a dynamic map: every element call retries
+            _retry_policy(self.task.maps.name, max_attempts, delay, backoff)
+            return _element_policy(self, "with_retry", (max_attempts, delay, backoff))
         return self._evolve(_RETRY, _retry_policy(self.task.name, max_attempts, delay, backoff))
 
     def with_cache(self, policy: CachePolicy) -> LazyResult:
         """Skip execution when ``policy`` holds a value for (task, all resolved inputs)."""
         if not (callable(getattr(policy, "get", None)) and callable(getattr(policy, "set", None))):
             raise TypeError(f"{self.task.name}.with_cache() needs a cache policy with get/set, got {policy!r}")
+        if self.task.maps is not None:
+            return _element_policy(self, "with_cache", (policy,))
         return self._evolve(_CACHE, policy)
 
     def with_constraints(self, **amounts: float) -> LazyResult:
@@ -246,6 +252,9 @@ class LazyResult(tuple):
         Each amount must be a finite number >= 0: ``TypeError`` for a non-number (``bool``
         included), ``ValueError`` for nan, infinity or a negative amount, naming task and argument.
         """
+        if self.task.maps is not None:
+            _check_constraints(self.task.maps.name, amounts)
+            return _element_policy(self, "with_constraints", amounts)
         _check_constraints(self.task.name, amounts)
         merged = dict(self.constraints)
         merged.update(amounts)
@@ -400,6 +409,24 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
     if deps is None:
         return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
     return _tuple_new(LazyResult, (task, args, kwargs, tuple(deps), len(deps), h, mode, None, h))
+
+
+def _element_policy(lazy: LazyResult, method: str, args: Any) -> LazyResult:
+    """A dynamic map's call (``lazy.task.maps`` is set) with one more policy for its element calls:
+    the same call of its fan-out task with the policy added to its literal ``policies`` argument,
+    its own ``run_if``/``after``/``sequence`` kept."""
+    names, policies, *values = tuple.__getitem__(lazy, ARGS)
+    if method == "with_constraints":
+        before = next((dict(a) for m, a in policies if m == method), {})
+        args = {**before, **args}
+    policies = tuple(p for p in policies if p[0] != method) + ((method, args),)
+    out = new_lazy(lazy.task, names, policies, *values)
+    pol = tuple.__getitem__(lazy, POLICY)
+    if pol is None:
+        return out
+    fields = list(out[:])
+    fields[POLICY] = pol
+    return _finish(fields)
 
 
 def _finish(f: list[Any]) -> LazyResult:

@@ -6,9 +6,9 @@ import functools
 import hashlib
 import inspect
 import weakref
-from typing import Any, Callable, Iterable, overload
+from typing import Any, Callable, overload
 
-from .lazy import LazyResult, MappedLazyResult, TaskBase, new_lazy
+from .lazy import LazyResult, MappedLazyResult, Router, TaskBase, new_lazy
 from .markers import Inject
 
 __all__ = ["Task", "task"]
@@ -49,7 +49,7 @@ class Task(TaskBase):
 
     __slots__ = (
         "fn", "name", "pure", "offload", "executor", "is_async", "fingerprint", "key", "injected", "signature",
-        "sig_one", "sig_ok", "__dict__", "__weakref__",
+        "sig_one", "sig_ok", "maps", "__dict__", "__weakref__",
     )
 
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None, pure: bool = False,
@@ -101,23 +101,38 @@ class Task(TaskBase):
         # ``sig_one`` says one positional argument binds.
         self.signature, self.sig_one = _signature(fn)
         self.sig_ok: set[Any] = set()
+        # For the internal fan-out task of a dynamic ``map`` (see ``map``): the task it maps.
+        self.maps: Task | None = None
         functools.update_wrapper(self, fn, updated=())
         _all_tasks.add(self)
 
     __call__ = new_lazy  # ``task(*args, **kwargs)``: a LazyResult, nothing runs
 
-    def map(self, **iterables: Iterable[Any]) -> MappedLazyResult:
+    def map(self, **iterables: Any) -> Any:
         """One call per element of the iterables (equal lengths), the result a list in input order.
 
-        Raises ``ValueError`` when the iterables' lengths differ, ``TypeError`` when one is not iterable.
+        With concrete iterables (lists, tuples, ranges...) it returns a :class:`MappedLazyResult`
+        whose element calls are part of the graph. When an iterable is a lazy result (the output of
+        an upstream task: ``transform.map(rec=extract(url))``), the map is *dynamic*: it returns a
+        lazy result whose value is the same list, its element calls made once the iterables are
+        known, at run time, and evaluated like any lazy result a task returns (nested, hot plans
+        included). ``with_retry``/``with_cache``/``with_constraints`` on it apply to every element
+        call; ``run_if``/``after`` to the map as a whole.
+
+        Raises ``ValueError`` when the iterables' lengths differ, ``TypeError`` when one is not
+        iterable or is a ``str``/``bytes`` (for a dynamic map: when the run gets there, naming the
+        task and argument).
         """
         if not iterables:
             raise TypeError(f"{self.name}.map() needs at least one keyword iterable")
+        if any(isinstance(v, (LazyResult, MappedLazyResult, Router)) for v in iterables.values()):
+            return _fan_out_task(self)(tuple(iterables), (), *iterables.values())
         columns: dict[str, list[Any]] = {}
         for arg, values in iterables.items():
-            if isinstance(values, (LazyResult, MappedLazyResult, str, bytes)):
+            if isinstance(values, (str, bytes)):
                 raise TypeError(
-                    f"{self.name}.map({arg}=...) needs a concrete list or tuple, got {type(values).__name__}"
+                    f"{self.name}.map({arg}=...) needs a list, tuple or other iterable of elements, "
+                    f"got {type(values).__name__}"
                 )
             try:
                 columns[arg] = list(values)
@@ -138,6 +153,49 @@ class Task(TaskBase):
 
     def __reduce__(self) -> Any:  # tasks pickle by reference, like functions
         return getattr, (inspect.getmodule(self.fn), getattr(self.fn, "__name__", self.name))
+
+
+def _fan_out_task(task: Task) -> Task:
+    """The internal task of ``task``'s dynamic maps (one per task, made on first use, run locally).
+
+    Its call ``fan(names, policies, *iterables)`` checks the iterables' values, makes
+    ``task.map(...)`` of them with the element ``policies`` and returns it, so the engine evaluates
+    the element calls as the value of this node; an empty map's value is ``[]`` at once.
+    """
+    fan: Task | None = task.__dict__.get("_fan_out")
+    if fan is not None:
+        return fan
+
+    def fan_out(names: tuple[str, ...], policies: tuple[tuple[str, Any], ...], *values: Any) -> Any:
+        columns: dict[str, list[Any]] = {}
+        for arg, v in zip(names, values):
+            if isinstance(v, (str, bytes)):
+                raise TypeError(
+                    f"{task.name}.map({arg}=...) needs an iterable of elements, but its input gave "
+                    f"{type(v).__name__} {v!r}"
+                )
+            try:
+                columns[arg] = list(v)
+            except TypeError:
+                raise TypeError(
+                    f"{task.name}.map({arg}=...) needs an iterable, but its input gave "
+                    f"{type(v).__name__} {v!r}"
+                ) from None
+        lengths = {arg: len(vals) for arg, vals in columns.items()}
+        if len(set(lengths.values())) > 1:
+            detail = ", ".join(f"{arg}={n}" for arg, n in lengths.items())
+            raise ValueError(f"{task.name}.map() needs iterables of equal length, got {detail}")
+        if not next(iter(lengths.values())):
+            return []
+        mapped = task.map(**columns)
+        for method, args in policies:
+            mapped = mapped.with_constraints(**args) if method == "with_constraints" else getattr(mapped, method)(*args)
+        return mapped
+
+    fan = Task(fan_out, name=f"{task.name}.map", executor="local")
+    fan.maps = task
+    task.__dict__["_fan_out"] = fan
+    return fan
 
 
 def _signature(fn: Callable[..., Any]) -> tuple[inspect.Signature | None, bool]:
