@@ -529,3 +529,48 @@ def test_catches_subscribe_returning_before_the_retained_state_arrived(monkeypat
         expect_counterexample(lambda script: check_delivery(server.url, script), scripts, DELIVERY_EXAMPLES)
     finally:
         server.close()
+
+
+def test_catches_a_dynamic_map_that_drops_its_element_policies(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cascade.spec.task as task_mod
+
+    from .test_dynamic_map import EXAMPLES as DYNAMIC_MAP_EXAMPLES
+    from .test_dynamic_map import check_dynamic_map, specs
+
+    original = task_mod._fan_out_task
+
+    def fan_out_task(task: Any) -> Any:
+        fan = original(task)
+
+        def forgetful(names: Any, policies: Any, *values: Any) -> Any:
+            return fan.fn(names, (), *values)  # with_retry on the map never reaches its elements
+
+        bad = task_mod.Task(forgetful, name=fan.name, executor="local")
+        bad.maps = task
+        return bad
+
+    monkeypatch.setattr(task_mod, "_fan_out_task", fan_out_task)
+    expect_counterexample(check_dynamic_map, specs, DYNAMIC_MAP_EXAMPLES)
+
+
+def test_catches_a_dynamic_map_that_loses_the_order_of_its_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cascade.spec.task as task_mod
+
+    from .test_dynamic_map import EXAMPLES as DYNAMIC_MAP_EXAMPLES
+    from .test_dynamic_map import check_dynamic_map, specs
+
+    original = task_mod._fan_out_task
+
+    def fan_out_task(task: Any) -> Any:
+        fan = original(task)
+
+        def reordering(names: Any, policies: Any, *values: Any) -> Any:
+            # elements made from the inputs sorted by value (the upstream's order lost)
+            return fan.fn(names, policies, *[sorted(v, reverse=True) if isinstance(v, list) else v for v in values])
+
+        bad = task_mod.Task(reordering, name=fan.name, executor="local")
+        bad.maps = task
+        return bad
+
+    monkeypatch.setattr(task_mod, "_fan_out_task", fan_out_task)
+    expect_counterexample(check_dynamic_map, specs, DYNAMIC_MAP_EXAMPLES)
