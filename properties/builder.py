@@ -302,6 +302,13 @@ def _map_fn(name: str) -> Any:
     return fn
 
 
+def _dmap_fn(name: str) -> Any:
+    def fn(x: Any) -> Any:
+        _rec().record(name, (), {"x": x})
+        return combine(0, [x])
+    return fn
+
+
 def _sub_fn(name: str, built: Built, sub: int) -> Any:
     def fn(lit: int, *inputs: Any) -> Any:
         _rec().record(name, (lit, *inputs))
@@ -369,6 +376,8 @@ class Built:
             t = cs.task(_plain(name, "pure", node), name=name, pure=True)
         elif kind == "map":
             t = cs.task(_map_fn(name), name=name)
+        elif kind == "dmap":
+            t = cs.task(_dmap_fn(name), name=name)
         elif kind == "resource":
             t = cs.task(_resource_fn(name, node.res, node.via_arg), name=name)
         elif kind == "sub":
@@ -418,6 +427,8 @@ class Built:
                 lr: Any = t.map(k=[lit] * len(elems), x=elems)
             else:
                 lr = t.map(x=elems, k=[lit] * len(elems))
+        elif kind == "dmap":
+            lr = t.map(x=ins[0])  # a dynamic map over the map node's value
         elif kind == "root":
             lr = t(n, lit, *ins)
         elif kind == "router":

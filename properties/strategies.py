@@ -29,7 +29,10 @@ def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub
     available = [k for k in kinds if k != "sub" or (allow_sub and n_subs and not any(p.kind == "sub" for p in prev))]
     if not any(p.kind == "select" for p in prev):
         available = [k for k in available if k != "router"]
-    weighted = available + [k for k in ("select", "select", "router", "router", "router", "map") if k in available]
+    if not any(p.kind == "map" for p in prev):
+        available = [k for k in available if k != "dmap"]
+    weighted = available + [k for k in ("select", "select", "router", "router", "router", "map", "dmap", "dmap", "dmap")
+                            if k in available]
     kind = draw(st.sampled_from(weighted))
     idx = st.integers(0, i - 1) if i else st.nothing()
     lit = draw(st.integers(0, 9))
@@ -85,6 +88,8 @@ def nodes(draw: Any, i: int, prev: list[Node], kinds: tuple[str, ...], allow_sub
         fields["amount"] = draw(st.sampled_from((1, 2, 1, 2, 3)))
     elif kind == "sub":
         fields["sub"] = draw(st.integers(0, n_subs - 1))
+    elif kind == "dmap":
+        inputs = (draw(st.sampled_from([j for j, p in enumerate(prev) if p.kind == "map"])),)
     cond = after = seq = None
     if i and extras:
         preds = [j for j, p in enumerate(prev) if p.kind in ("pred", "spred")]

@@ -20,7 +20,10 @@ from hypothesis import strategies as st
 
 import cascade as cs
 
+from .model import DMAP_KINDS, Workflow
 from .profiles import ci_settings
+from .strategies import workflows
+from .test_equivalence import check_hot_slow_model
 
 EXAMPLES = 60
 
@@ -145,3 +148,22 @@ def check_dynamic_map(spec: Spec) -> None:
 @given(specs)
 def test_dynamic_map_loops_match_the_reference_hot_and_slow(spec: Spec) -> None:
     check_dynamic_map(spec)
+
+
+# -- dynamic maps inside the generated workflows of the reference model (properties/model.py) ----
+
+MODEL_EXAMPLES = 150
+
+
+def _has_dmap(wf: Workflow) -> bool:
+    return any(nd.kind == "dmap" for lp in wf.loops + wf.subs for b in lp.bodies for nd in b.nodes)
+
+
+dmap_workflows = workflows(kinds=DMAP_KINDS).filter(_has_dmap)
+
+
+@ci_settings(MODEL_EXAMPLES)
+@given(dmap_workflows)
+def test_dynamic_maps_in_generated_workflows_equal_the_model_hot_and_slow(wf: Workflow) -> None:
+    # flow, skips (of the "<task>.map" node too), nested iterations, calls and events: hot = slow = model
+    check_hot_slow_model(wf)

@@ -574,3 +574,29 @@ def test_catches_a_dynamic_map_that_loses_the_order_of_its_results(monkeypatch: 
 
     monkeypatch.setattr(task_mod, "_fan_out_task", fan_out_task)
     expect_counterexample(check_dynamic_map, specs, DYNAMIC_MAP_EXAMPLES)
+
+
+def test_catches_a_dynamic_map_reusing_its_first_expansion_of_a_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cascade.spec.task as task_mod
+
+    from .test_dynamic_map import MODEL_EXAMPLES, dmap_workflows
+
+    original = task_mod._fan_out_task
+    expansions: dict[tuple[Any, int], Any] = {}
+
+    def fan_out_task(task: Any) -> Any:
+        fan = original(task)
+
+        def memoizing(names: Any, policies: Any, *values: Any) -> Any:
+            # an "optimisation" that keys the expanded map on its length, not on its elements
+            size = len(list(values[0]))
+            if (task, size) not in expansions:
+                expansions[(task, size)] = fan.fn(names, policies, *values)
+            return expansions[(task, size)]
+
+        bad = task_mod.Task(memoizing, name=fan.name, executor="local")
+        bad.maps = task
+        return bad
+
+    monkeypatch.setattr(task_mod, "_fan_out_task", fan_out_task)
+    expect_counterexample(check_hot_slow_model, dmap_workflows, MODEL_EXAMPLES)
