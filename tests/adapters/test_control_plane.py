@@ -313,7 +313,7 @@ async def test_cascade_run_with_a_broker_obeys_retained_constraints_and_publishe
     events: list[dict[str, Any]] = []
     await mqtt.subscribe("cascade/telemetry/+/events", lambda m: events.append(json.loads(m.payload)))
     runner = CliRunner()
-    paused = await asyncio.to_thread(runner.invoke, app, ["pause", "task:fetch", "--ttl", "300ms",
+    paused = await asyncio.to_thread(runner.invoke, app, ["pause", "task:fetch", "--ttl", "3s",
                                                           "--broker", mosquitto.url])
     assert paused.exit_code == 0
     result = await asyncio.to_thread(runner.invoke, app, ["run", f"{flow}:main", "--broker", mosquitto.url])
