@@ -152,7 +152,7 @@ def test_dynamic_map_loops_match_the_reference_hot_and_slow(spec: Spec) -> None:
 
 # -- dynamic maps inside the generated workflows of the reference model (properties/model.py) ----
 
-MODEL_EXAMPLES = 150
+MODEL_EXAMPLES = 80
 
 
 def _has_dmap(wf: Workflow) -> bool:
