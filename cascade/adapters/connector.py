@@ -142,34 +142,23 @@ def _is_async(handler: Any) -> bool:
     )
 
 
-class InMemorySubscription:
-    """A subscription of an :class:`InMemoryConnector` (see the module's delivery policy).
+class BoundedDelivery:
+    """The delivery policy every connector's subscriptions share (see the module docstring): a plain
+    handler is called inline and its errors are logged; an async handler gets a queue of at most
+    ``_max`` messages (the oldest dropped and counted in ``dropped``) drained by a Task that exists
+    only while messages wait. Subclasses set ``topic``, ``handler``, ``active``, ``dropped``,
+    ``_queue`` (``None`` for a plain handler), ``_worker`` and ``_max``."""
 
-    ``dropped`` counts messages discarded because this subscription's queue was full.
-    """
+    __slots__ = ("topic", "handler", "active", "dropped", "_queue", "_worker", "_max")
+    topic: str
+    handler: Any
+    active: bool
+    dropped: int
+    _queue: deque[Message] | None
+    _worker: asyncio.Task[None] | None
+    _max: int
 
-    __slots__ = ("topic", "handler", "active", "dropped", "_owner", "_levels", "_queue", "_worker",
-                 "_max", "_future")
-
-    def __init__(self, owner: InMemoryConnector, topic: str, handler: Handler, levels: list[str] | None,
-                 is_async: bool, max_pending: int) -> None:
-        self.topic = topic
-        self.handler = handler
-        self.active = True
-        self.dropped = 0
-        self._owner = owner
-        self._levels = levels  # split filter for wildcard subscriptions, None for exact topics
-        self._queue: deque[Message] | None = deque() if is_async else None
-        self._worker: asyncio.Task[None] | None = None
-        self._max = max_pending
-        self._future: asyncio.Future[Any] | None = None  # set by ``_subscribe_future`` (cs.recv)
-
-    def _deliver(self, msg: Message) -> None:
-        fut = self._future
-        if fut is not None:  # a one-shot listener: the first message completes its future
-            if not fut.done():
-                fut.set_result(msg)
-            return
+    def _hand_over(self, msg: Message) -> None:
         queue = self._queue
         if queue is None:
             try:
@@ -196,6 +185,36 @@ class InMemorySubscription:
                     _log.exception("subscriber of %r failed on a message to %r", self.topic, msg.topic)
         finally:
             self._worker = None
+
+
+class InMemorySubscription(BoundedDelivery):
+    """A subscription of an :class:`InMemoryConnector` (see the module's delivery policy).
+
+    ``dropped`` counts messages discarded because this subscription's queue was full.
+    """
+
+    __slots__ = ("_owner", "_levels", "_future")
+
+    def __init__(self, owner: InMemoryConnector, topic: str, handler: Handler, levels: list[str] | None,
+                 is_async: bool, max_pending: int) -> None:
+        self.topic = topic
+        self.handler = handler
+        self.active = True
+        self.dropped = 0
+        self._owner = owner
+        self._levels = levels  # split filter for wildcard subscriptions, None for exact topics
+        self._queue: deque[Message] | None = deque() if is_async else None
+        self._worker: asyncio.Task[None] | None = None
+        self._max = max_pending
+        self._future: asyncio.Future[Any] | None = None  # set by ``_subscribe_future`` (cs.recv)
+
+    def _deliver(self, msg: Message) -> None:
+        fut = self._future
+        if fut is not None:  # a one-shot listener: the first message completes its future
+            if not fut.done():
+                fut.set_result(msg)
+            return
+        self._hand_over(msg)
 
     async def unsubscribe(self) -> None:
         """Stop delivery now: discard queued messages, cancel a running handler call."""

@@ -29,7 +29,6 @@ publish without waiting; ``publish`` waits until the message was handed to the b
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import uuid
@@ -37,7 +36,7 @@ from collections import deque
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from .connector import Message, topic_matches, validate_filter, validate_topic
+from .connector import BoundedDelivery, Message, _is_async, topic_matches, validate_filter, validate_topic
 
 try:
     import aiomqtt
@@ -81,7 +80,7 @@ def encode_payload(payload: Any) -> bytes:
     return json.dumps(payload).encode()
 
 
-class MQTTSubscription:
+class MQTTSubscription(BoundedDelivery):
     """One subscription of an :class:`MQTTConnector`; ``await sub.unsubscribe()`` ends it."""
 
     def __init__(self, owner: MQTTConnector, topic: str, handler: Callable[[Message], Any],
@@ -92,9 +91,7 @@ class MQTTSubscription:
         self.active = True
         self.dropped = 0
         self._owner = owner
-        is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-            getattr(handler, "__call__", None))
-        self._queue: deque[Message] | None = deque() if is_async else None
+        self._queue: deque[Message] | None = deque() if _is_async(handler) else None
         self._worker: asyncio.Task[None] | None = None
         self._max = max_pending
         self._seen: set[str] | None = None  # retained topics seen during a resync
@@ -102,32 +99,7 @@ class MQTTSubscription:
     def _deliver(self, msg: Message) -> None:
         if self._seen is not None and msg.retained:
             self._seen.add(msg.topic)
-        queue = self._queue
-        if queue is None:
-            try:
-                self.handler(msg)
-            except Exception:
-                _log.exception("subscriber of %r failed on a message to %r", self.topic, msg.topic)
-            return
-        if len(queue) >= self._max:
-            queue.popleft()
-            self.dropped += 1
-        queue.append(msg)
-        if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._drain())
-
-    async def _drain(self) -> None:
-        queue = self._queue
-        assert queue is not None
-        try:
-            while queue and self.active:
-                msg = queue.popleft()
-                try:
-                    await self.handler(msg)
-                except Exception:
-                    _log.exception("subscriber of %r failed on a message to %r", self.topic, msg.topic)
-        finally:
-            self._worker = None
+        self._hand_over(msg)
 
     async def unsubscribe(self) -> None:
         """Stop delivery now (queued messages dropped); the broker subscription ends with the last
