@@ -184,9 +184,12 @@ def interleaving_workflows(draw: Any, kinds: tuple[str, ...]) -> Workflow:
     body = draw(bodies(kinds, False, 0, MAX_BODY, True, root_mode=mode, flow=True, min_nodes=3))
     # the root orders after its inputs instead of consuming them: a skip inside the body then
     # never skips the whole iteration, so the loop runs on (hot) with skips in every iteration
+    # Route branches stay dormant (only their Router needs them), so a Router waits for the branch
+    # it picked while other runs of the plan pick theirs.
     root = body.nodes[-1]
+    routed = {r for nd in body.nodes if nd.kind == "router" for r in nd.routes}
     root = dataclasses.replace(root, inputs=(), cond=None, seq=None,
-                               after=tuple(dict.fromkeys(root.inputs + root.after)))
+                               after=tuple(j for j in dict.fromkeys(root.inputs + root.after) if j not in routed))
     return Workflow((Loop((Body(body.nodes[:-1] + (root,)),)),))
 
 
