@@ -184,6 +184,27 @@ def interleaving_workflows(draw: Any, kinds: tuple[str, ...]) -> Workflow:
     body = draw(bodies(kinds, False, 0, MAX_BODY, True, root_mode=mode, flow=True, min_nodes=3))
     # the root orders after its inputs instead of consuming them: a skip inside the body then
     # never skips the whole iteration, so the loop runs on (hot) with skips in every iteration
+    # Selectors with two values at least, and Routers with a branch for each, so that copies of the
+    # loop (other counters, other literals) pick different branches of one plan.
+    nodes = list(body.nodes)
+    for i, nd in enumerate(nodes):
+        if nd.kind == "select" and nd.modulus == 1:
+            nodes[i] = dataclasses.replace(nd, modulus=2)
+    for i, nd in enumerate(nodes):
+        if nd.kind == "router" and nodes[nd.selector].kind == "select" and len(nd.routes) < 2:
+            spare = [j for j in range(i) if j != nd.selector and j not in nd.routes]
+            if spare:
+                nodes[i] = dataclasses.replace(nd, routes=nd.routes + (spare[-1],))
+    if draw(st.booleans()):
+        # a Router gadget: a two-valued selector picking between two branches that suspend (for
+        # different lengths), so runs of the plan sit between routing and their branch at once
+        k = len(nodes) - 1
+        lits = draw(st.lists(st.integers(0, 9), min_size=3, max_size=3))
+        gadget = [Node("select", (), lits[0], 1, modulus=2), Node("suspend", (), lits[1], 1),
+                  Node("suspend", (), lits[2], 1), Node("router", (), 0, 1, selector=k, routes=(k + 1, k + 2))]
+        root = nodes[-1]
+        nodes = nodes[:-1] + gadget + [dataclasses.replace(root, after=root.after + (k + 3,))]
+    body = Body(tuple(nodes))
     # Route branches stay dormant (only their Router needs them), so a Router waits for the branch
     # it picked while other runs of the plan pick theirs.
     root = body.nodes[-1]
