@@ -52,6 +52,23 @@ async def _outcome(awaitable: Any) -> tuple[Any, ...]:
         return ("error", exc)
 
 
+class Gauge:
+    """Counts calls running at once (``max``) and in all (``calls``): tasks call enter/leave."""
+
+    def __init__(self) -> None:
+        self.current = 0
+        self.max = 0
+        self.calls = 0
+
+    def enter(self) -> None:
+        self.calls += 1
+        self.current += 1
+        self.max = max(self.max, self.current)
+
+    def leave(self) -> None:
+        self.current -= 1
+
+
 class Runner:
     """Runs targets on one engine in one of three modes.
 

@@ -6,7 +6,7 @@ import functools
 import hashlib
 import inspect
 import weakref
-from typing import Any, Callable, overload
+from typing import Any, Callable, Iterable, overload
 
 from .lazy import LazyResult, MappedLazyResult, Router, TaskBase, new_lazy
 from .markers import Inject
@@ -127,22 +127,7 @@ class Task(TaskBase):
             raise TypeError(f"{self.name}.map() needs at least one keyword iterable")
         if any(isinstance(v, (LazyResult, MappedLazyResult, Router)) for v in iterables.values()):
             return _fan_out_task(self)(tuple(iterables), (), *iterables.values())
-        columns: dict[str, list[Any]] = {}
-        for arg, values in iterables.items():
-            if isinstance(values, (str, bytes)):
-                raise TypeError(
-                    f"{self.name}.map({arg}=...) needs a list, tuple or other iterable of elements, "
-                    f"got {type(values).__name__}"
-                )
-            try:
-                columns[arg] = list(values)
-            except TypeError:
-                raise TypeError(f"{self.name}.map({arg}=...) is not iterable: {values!r}") from None
-        lengths = {arg: len(vals) for arg, vals in columns.items()}
-        if len(set(lengths.values())) > 1:
-            detail = ", ".join(f"{arg}={n}" for arg, n in lengths.items())
-            raise ValueError(f"{self.name}.map() needs iterables of equal length, got {detail}")
-        n = next(iter(lengths.values()))
+        columns, n = _map_columns(self.name, iterables.items(), dynamic=False)
         names = list(columns)
         return MappedLazyResult(
             self, tuple(new_lazy(self, **{a: columns[a][i] for a in names}) for i in range(n))
@@ -153,6 +138,27 @@ class Task(TaskBase):
 
     def __reduce__(self) -> Any:  # tasks pickle by reference, like functions
         return getattr, (inspect.getmodule(self.fn), getattr(self.fn, "__name__", self.name))
+
+
+def _map_columns(name: str, items: Iterable[tuple[str, Any]], dynamic: bool) -> tuple[dict[str, list[Any]], int]:
+    """The columns of ``name.map(...)`` as lists of equal length, and that length. ``dynamic``: the
+    iterables are values of upstream results (the errors say so), not arguments given directly."""
+    columns: dict[str, list[Any]] = {}
+    for arg, v in items:
+        if isinstance(v, (str, bytes)):
+            got = f"but its input gave {type(v).__name__} {v!r}" if dynamic else f"got {type(v).__name__}"
+            kinds = "an iterable of elements," if dynamic else "a list, tuple or other iterable of elements,"
+            raise TypeError(f"{name}.map({arg}=...) needs {kinds} {got}")
+        try:
+            columns[arg] = list(v)
+        except TypeError:
+            why = f"needs an iterable, but its input gave {type(v).__name__} {v!r}" if dynamic else f"is not iterable: {v!r}"
+            raise TypeError(f"{name}.map({arg}=...) {why}") from None
+    lengths = {arg: len(vals) for arg, vals in columns.items()}
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{arg}={n}" for arg, n in lengths.items())
+        raise ValueError(f"{name}.map() needs iterables of equal length, got {detail}")
+    return columns, next(iter(lengths.values()))
 
 
 def _fan_out_task(task: Task) -> Task:
@@ -167,25 +173,8 @@ def _fan_out_task(task: Task) -> Task:
         return fan
 
     def fan_out(names: tuple[str, ...], policies: tuple[tuple[str, Any], ...], *values: Any) -> Any:
-        columns: dict[str, list[Any]] = {}
-        for arg, v in zip(names, values):
-            if isinstance(v, (str, bytes)):
-                raise TypeError(
-                    f"{task.name}.map({arg}=...) needs an iterable of elements, but its input gave "
-                    f"{type(v).__name__} {v!r}"
-                )
-            try:
-                columns[arg] = list(v)
-            except TypeError:
-                raise TypeError(
-                    f"{task.name}.map({arg}=...) needs an iterable, but its input gave "
-                    f"{type(v).__name__} {v!r}"
-                ) from None
-        lengths = {arg: len(vals) for arg, vals in columns.items()}
-        if len(set(lengths.values())) > 1:
-            detail = ", ".join(f"{arg}={n}" for arg, n in lengths.items())
-            raise ValueError(f"{task.name}.map() needs iterables of equal length, got {detail}")
-        if not next(iter(lengths.values())):
+        columns, n = _map_columns(task.name, zip(names, values), dynamic=True)
+        if not n:
             return []
         mapped = task.map(**columns)
         for method, args in policies:

@@ -8,22 +8,7 @@ import pytest
 
 import cascade as cs
 
-from ..conftest import Runner
-
-
-class Gauge:
-    def __init__(self) -> None:
-        self.current = 0
-        self.max = 0
-        self.calls = 0
-
-    def enter(self) -> None:
-        self.calls += 1
-        self.current += 1
-        self.max = max(self.max, self.current)
-
-    def leave(self) -> None:
-        self.current -= 1
+from ..conftest import Gauge, Runner
 
 
 @cs.task

@@ -11,22 +11,7 @@ import pytest
 import cascade as cs
 from cascade.runtime.constraints import parse_scope
 
-
-class Gauge:
-    """Counts calls running at once per group."""
-
-    def __init__(self) -> None:
-        self.current = 0
-        self.max = 0
-        self.calls = 0
-
-    def enter(self) -> None:
-        self.calls += 1
-        self.current += 1
-        self.max = max(self.max, self.current)
-
-    def leave(self) -> None:
-        self.current -= 1
+from ..conftest import Gauge
 
 
 @cs.task
