@@ -1,11 +1,19 @@
-"""One gate measurement round in one environment: time a fixed list of asv ``time_*`` benchmarks.
+"""One gate measurement in one environment: run a fixed list of asv ``time_*`` benchmarks.
 
-Run by ``tools/gate.py`` as ``ENV_PYTHON -I gate_worker.py --repeat R BENCH...`` from a directory
-holding a copy of ``asv_benchmarks/`` (and no ``cascade/``), so the ``cascade`` imported is the one
-installed in that environment. A BENCH is ``module:Class.method:param,param`` (params as Python
-literals). Prints one JSON object on stdout: ``cascade`` (the imported file) and, per benchmark,
-``cpu`` and ``wall`` seconds (one per timed call: this thread's CPU time and elapsed time) or
-``skipped`` (setup raised NotImplementedError).
+Run by ``tools/gate.py`` from a directory holding a copy of ``asv_benchmarks/`` (and no
+``cascade/``), so the ``cascade`` imported is the one installed in that environment. A BENCH is
+``module:Class.method:param,param`` (params as Python literals). Two modes:
+
+- ``ENV_PYTHON -I gate_worker.py --repeat R BENCH...`` times each benchmark: per benchmark, ``cpu``
+  and ``wall`` seconds (one per timed call: this thread's CPU time and elapsed time);
+- ``valgrind --tool=callgrind ... ENV_PYTHON -I gate_worker.py --count K BENCH...`` sets every
+  benchmark up, then runs each one K times inside its own ``sys.call_tracing`` call. Callgrind,
+  told to collect only inside that C function and to dump when it returns, writes one profile per
+  benchmark, in the order listed under ``counted``: instructions executed by K calls and nothing
+  else (no interpreter start-up, no imports, no setup).
+
+Prints one JSON object on stdout: ``cascade`` (the imported file), per benchmark the figures above
+or ``skipped`` (setup raised NotImplementedError) or ``error``.
 """
 
 from __future__ import annotations
@@ -60,15 +68,65 @@ def measure(spec: str, repeat: int) -> dict:
             teardown(*params)
 
 
+def count(specs: list[str], calls: int) -> dict:
+    """Per benchmark: set up, warm up, run ``calls`` times inside ``sys.call_tracing``, tear down.
+
+    The collector stays on, as in real use, with everything made before the counted region frozen
+    (``gc.freeze``), so a collection scans only what the benchmark itself allocates.
+    """
+    out: dict = {"results": {}, "counted": []}
+    for spec in specs:
+        module_name, cls_name, method, params = _parse(spec)
+        try:
+            obj = getattr(importlib.import_module(f"asv_benchmarks.{module_name}"), cls_name)()
+            try:
+                obj.setup(*params)
+            except NotImplementedError as exc:
+                out["results"][spec] = {"skipped": str(exc) or "NotImplementedError"}
+                continue
+            fn = getattr(obj, method)
+            fn(*params)  # warm-up call (hot plans cached, as in the timed mode)
+        except Exception:
+            traceback.print_exc()
+            out["results"][spec] = {"error": traceback.format_exc(limit=3)}
+            continue
+
+        def run(fn=fn, params=params) -> None:
+            for _ in range(calls):
+                fn(*params)
+
+        gc.collect()
+        gc.freeze()
+        try:
+            sys.call_tracing(run, ())
+            out["results"][spec] = {"calls": calls}
+        except Exception:
+            traceback.print_exc()
+            out["results"][spec] = {"error": traceback.format_exc(limit=3)}
+        finally:
+            gc.unfreeze()
+            out["counted"].append(spec)  # callgrind dumped a profile for this call, failed or not
+            teardown = getattr(obj, "teardown", None)
+            if teardown is not None:
+                teardown(*params)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--count", type=int, metavar="K", help="run each benchmark K times for an instruction counter")
     parser.add_argument("benchmarks", nargs="+")
     args = parser.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import cascade
 
-    out: dict = {"cascade": os.path.abspath(cascade.__file__), "results": {}}
+    if args.count is not None:
+        out = count(args.benchmarks, args.count)
+        out["cascade"] = os.path.abspath(cascade.__file__)
+        json.dump(out, sys.stdout)
+        return 0
+    out = {"cascade": os.path.abspath(cascade.__file__), "results": {}}
     for spec in args.benchmarks:
         try:
             out["results"][spec] = measure(spec, args.repeat)
