@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import cascade as cs
 
 from .workloads import Workload
 
-__all__ = ["MODES", "Measurement", "WorkloadResult", "measure_workload", "run_suite"]
+__all__ = ["MODES", "Measurement", "WorkloadResult", "growth_per_10x", "measure_workload", "run_suite"]
 
 MODES = ("baseline", "hot", "slow")
 
@@ -43,6 +44,8 @@ class WorkloadResult:
     nodes: int
     agents: int
     modes: dict[str, Measurement]
+    family: str = ""
+    growth: dict[str, float] = field(default_factory=dict)  # one-shot families: mode -> growth per 10x
 
     def rate(self, mode: str) -> float:
         return self.modes[mode].rate
@@ -57,6 +60,7 @@ class WorkloadResult:
             "key": self.key, "title": self.title, "nodes": self.nodes, "agents": self.agents,
             "iterations_per_second": {m: self.rate(m) for m in self.modes},
             "ratios": self.ratios,
+            **({"time_growth_per_10x_nodes": self.growth} if self.growth else {}),
             "samples": {m: asdict(x) for m, x in self.modes.items()},
         }
 
@@ -89,7 +93,31 @@ def measure_workload(workload: Workload, loop: asyncio.AbstractEventLoop, *, qui
             if progress:
                 progress(f"{workload.title}: {m} {r + 1}/{repeat}")
             modes[m].samples.append(loop.run_until_complete(_timed(workload, m, modes[m].iterations)))
-    return WorkloadResult(workload.key, workload.title, workload.nodes, workload.agents, modes)
+    return WorkloadResult(workload.key, workload.title, workload.nodes, workload.agents, modes, workload.family)
+
+
+def growth_per_10x(small: WorkloadResult, large: WorkloadResult, mode: str) -> float:
+    """How many times longer a run takes per 10x more nodes, from two sizes of one family:
+    ``(t_large / t_small) ** (1 / log10(n_large / n_small))``; 10.0 is linear."""
+    t_small = small.nodes / small.rate(mode)
+    t_large = large.nodes / large.rate(mode)
+    return (t_large / t_small) ** (1 / math.log10(large.nodes / small.nodes))
+
+
+def _add_growth(results: list[WorkloadResult]) -> None:
+    """For each one-shot family measured at two sizes or more: the growth between the smallest and
+    the largest, recorded on the largest (JSON) and shown in its title (the table)."""
+    families: dict[str, list[WorkloadResult]] = {}
+    for r in results:
+        if r.family:
+            families.setdefault(r.family, []).append(r)
+    for members in families.values():
+        if len(members) < 2:
+            continue
+        small = min(members, key=lambda r: r.nodes)
+        large = max(members, key=lambda r: r.nodes)
+        large.growth = {m: growth_per_10x(small, large, m) for m in large.modes}
+        large.title += f" (time x{large.growth['hot']:.2f} per 10x nodes from {small.nodes:,})"
 
 
 def run_suite(workloads: list[Workload], *, quick: bool = False, repeat: int | None = None,
@@ -110,6 +138,7 @@ def run_suite(workloads: list[Workload], *, quick: bool = False, repeat: int | N
                 def step(msg: str, _i: int = i) -> None:
                     progress(f"[{_i + 1}/{len(workloads)}] {msg}")
             results.append(measure_workload(w, loop, quick=quick, repeat=repeat, progress=step))
+        _add_growth(results)
         return results
     finally:
         loop.close()
