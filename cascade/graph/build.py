@@ -8,13 +8,14 @@ order in which the lazy results were created, and every node comes after its inp
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from ..spec.lazy import POLICY, LazyResult, MappedLazyResult, Router
-from .identity import digest, encode_args, encode_literal
-from .model import Edge, Graph, Node
+from ..spec.lazy import ARGS, DEPS, KWARGS, POLICY, TASK, LazyResult, MappedLazyResult, Router
+from .identity import _PLAIN, digest, encode_args, encode_literal, plain_call_texts
+from .model import Graph, Node, node_edges
 
-__all__ = ["build_graph"]
+__all__ = ["build_graph", "build_run_graph"]
 
 
 def build_graph(target: Any) -> Graph:
@@ -24,38 +25,153 @@ def build_graph(target: Any) -> Graph:
     """
     if not isinstance(target, (LazyResult, MappedLazyResult)):
         raise TypeError(f"cannot build a graph from {type(target).__name__} {target!r}: expected a lazy result")
-    index_of: dict[int, int] = {}  # id(obj) -> node index; objects are alive for the whole walk
+    index_of: dict[int, int] = {}  # id(obj) -> node index; every object is alive through target
     pure_index: dict[str, int] = {}
     nodes: list[Node] = []
-    keep: list[Any] = []  # keeps every visited object alive so ids stay unique during the walk
-    stack: list[tuple[Any, bool]] = [(target, False)]
+    sids: list[str] = []  # structural and template id of each node, by index
+    tids: list[str] = []
+    s_parts: list[str] = []  # each node's id with its in-edges: the texts of the graph's ids
+    t_parts: list[str] = []
+    leaf_tids: dict[str, str] = {}  # template text -> id for calls without inputs (they repeat)
+    stack: list[Any] = [target]
+    opened: set[int] = set()  # ids of objects whose dependencies are on the stack above them
     merges = 0
+    sha1 = hashlib.sha1
     while stack:
-        obj, expanded = stack.pop()
+        obj = stack[-1]
         oid = id(obj)
-        if not expanded:
-            if oid in index_of:
-                continue
-            stack.append((obj, True))
-            for dep in reversed(obj._deps):
-                if id(dep) not in index_of:
-                    stack.append((dep, False))
-            continue
         if oid in index_of:
+            stack.pop()
             continue
-        keep.append(obj)
-        deps = [index_of[id(d)] for d in obj._deps]
-        node = _make_node(len(nodes), obj, deps, nodes)
-        if type(obj) is LazyResult and obj.task.pure:
+        lazy = type(obj) is LazyResult
+        obj_deps = obj[DEPS] if lazy else obj._deps
+        if obj_deps and oid not in opened:
+            opened.add(oid)
+            for dep in reversed(obj_deps):
+                if id(dep) not in index_of:
+                    stack.append(dep)
+            if stack[-1] is not obj:
+                continue
+        stack.pop()
+        index = len(nodes)
+        if lazy and obj[POLICY] is None:  # a plain call: its ids straight from its arguments
+            if obj_deps:
+                deps = [index_of[id(d)] for d in obj_deps]
+                texts = plain_call_texts(obj, [sids[d] for d in deps], [tids[d] for d in deps])
+            else:
+                deps = []
+                texts = plain_call_texts(obj, deps, deps)
+            if texts is None:
+                node = _make_node(index, obj, deps, nodes)
+            else:
+                task = obj[TASK]
+                head = f"call:{task.fingerprint}:"
+                s_text = f"{head}{texts[0]}{_PLAIN_TAIL}"
+                t_text = f"{head}{texts[1]}{_PLAIN_TAIL}"
+                sid = sha1(s_text.encode("utf-8", "surrogatepass")).hexdigest()
+                if deps:
+                    tid = sha1(t_text.encode("utf-8", "surrogatepass")).hexdigest()
+                else:
+                    tid = leaf_tids.get(t_text)  # type: ignore[assignment]
+                    if tid is None:
+                        tid = leaf_tids[t_text] = sha1(t_text.encode("utf-8", "surrogatepass")).hexdigest()
+                dt = tuple(deps)
+                node = Node(index, "call", obj, task.name, dt, dt, None, (), (), sid, tid)
+        else:
+            deps = [index_of[id(d)] for d in obj_deps]
+            node = _make_node(index, obj, deps, nodes)
+        if lazy and obj[TASK].pure:
             existing = pure_index.get(node.structural_id)
             if existing is not None:
                 index_of[oid] = existing
                 merges += 1
                 continue
-            pure_index[node.structural_id] = node.index
-        index_of[oid] = node.index
+            pure_index[node.structural_id] = index
+        index_of[oid] = index
         nodes.append(node)
-    return _finish_graph(nodes, merges)
+        sid, tid = node.structural_id, node.template_id
+        sids.append(sid)
+        tids.append(tid)
+        # Graph ids name inputs by canonical index, so sharing (one node used twice) is part of them.
+        if not deps:
+            s_parts.append(f"{sid}[]")
+            t_parts.append(f"{tid}[]")
+            continue
+        if node.kind == "call" and len(node.data) == len(deps):  # data inputs only
+            refs = ",".join([f"data:{d}" for d in deps])
+        else:
+            refs = ",".join([f"{kind}:{src}" for src, kind in node_edges(node)])
+        s_parts.append(f"{sid}[{refs}]")
+        t_parts.append(f"{tid}[{refs}]")
+    return Graph(tuple(nodes), None, None, digest(";".join(s_parts)), digest(";".join(t_parts)), merges)
+
+
+def build_run_graph(target: Any) -> Graph:
+    """The graph the engine runs: :func:`build_graph`'s nodes, edges and order, errors included,
+    without the ids when nothing reads them.
+
+    The engine reads ids only to merge pure calls (and to bind templates that have them), so for a
+    graph without a ``pure`` task the per-node digests are left out (``""``): a plain call whose
+    arguments are plain literals and lazy results gets no text at all (encoding them cannot fail),
+    any other node is made as :func:`build_graph` makes it, so an argument that cannot be encoded
+    raises the same error at the same node. Meeting a pure call, it builds the full graph instead.
+    """
+    if not isinstance(target, (LazyResult, MappedLazyResult)):
+        raise TypeError(f"cannot build a graph from {type(target).__name__} {target!r}: expected a lazy result")
+    index_of: dict[int, int] = {}
+    nodes: list[Node] = []
+    stack: list[Any] = [target]
+    opened: set[int] = set()
+    while stack:
+        obj = stack[-1]
+        oid = id(obj)
+        if oid in index_of:
+            stack.pop()
+            continue
+        lazy = type(obj) is LazyResult
+        obj_deps = obj[DEPS] if lazy else obj._deps
+        if obj_deps and oid not in opened:
+            opened.add(oid)
+            for dep in reversed(obj_deps):
+                if id(dep) not in index_of:
+                    stack.append(dep)
+            if stack[-1] is not obj:
+                continue
+        stack.pop()
+        index = len(nodes)
+        deps = tuple([index_of[id(d)] for d in obj_deps]) if obj_deps else ()
+        if lazy:
+            task = obj[TASK]
+            if task.pure:
+                return build_graph(target)
+            if obj[POLICY] is None and _plain_arguments(obj):
+                node = Node(index, "call", obj, task.name, deps, deps, None, (), (), "", "")
+            else:
+                node = _make_node(index, obj, list(deps), nodes)
+        else:
+            node = _make_node(index, obj, list(deps), nodes)
+        index_of[oid] = index
+        nodes.append(node)
+    return Graph(tuple(nodes), None, None, "", "", 0)
+
+
+def _plain_arguments(obj: LazyResult) -> bool:
+    """Whether every argument is a plain literal or a lazy result (nothing to encode can fail)."""
+    for value in obj[ARGS]:
+        t = type(value)
+        if t not in _PLAIN and t is not LazyResult:
+            return False
+    kwargs = obj[KWARGS]
+    if kwargs:
+        for value in kwargs.values():
+            t = type(value)
+            if t not in _PLAIN and t is not LazyResult:
+                return False
+    return True
+
+
+# What follows the arguments in a plain call's identity text: no other inputs, the plain policy.
+_PLAIN_TAIL = "::c0a0s0|r-|k-|"
 
 
 def _make_node(index: int, obj: Any, deps: list[int], nodes: list[Node]) -> Node:
@@ -112,38 +228,3 @@ def _policy_text(pol: Any) -> str:
 
 
 _PLAIN_POLICY = "c0a0s0|r-|k-|"
-
-
-def _finish_graph(nodes: list[Node], merges: int) -> Graph:
-    n = len(nodes)
-    in_edges: list[list[Edge]] = [[] for _ in range(n)]
-    out_edges: list[list[Edge]] = [[] for _ in range(n)]
-    for node in nodes:
-        if node.kind == "router":
-            kinds = ["selector"] + ["route"] * (len(node.data) - 1)
-            pairs = list(zip(node.data, kinds))
-        elif node.kind == "map":
-            pairs = [(d, "data") for d in node.data]
-        else:
-            pairs = [(d, "data") for d in node.data]
-            if node.cond is not None:
-                pairs.append((node.cond, "condition"))
-            pairs += [(d, "after") for d in node.after] + [(d, "sequence") for d in node.seq]
-        for src, kind in pairs:
-            edge = Edge(src, node.index, kind)
-            in_edges[node.index].append(edge)
-            out_edges[src].append(edge)
-    # Graph ids name inputs by canonical index, so sharing (one node used twice) is part of them.
-    s_parts, t_parts = [], []
-    for node in nodes:
-        refs = ",".join(f"{e.kind}:{e.source}" for e in in_edges[node.index])
-        s_parts.append(f"{node.structural_id}[{refs}]")
-        t_parts.append(f"{node.template_id}[{refs}]")
-    return Graph(
-        tuple(nodes),
-        tuple(tuple(e) for e in in_edges),
-        tuple(tuple(e) for e in out_edges),
-        digest(";".join(s_parts)),
-        digest(";".join(t_parts)),
-        merges,
-    )

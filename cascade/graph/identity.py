@@ -13,7 +13,7 @@ from typing import Any
 from ..spec.lazy import LazyResult, MappedLazyResult, Router, _sorted_keys
 from ..spec.markers import Marker
 
-__all__ = ["digest", "encode_literal", "encode_args"]
+__all__ = ["digest", "encode_literal", "encode_args", "plain_call_texts"]
 
 _PLAIN = (int, float, str, bytes, bool, type(None), complex)
 
@@ -74,6 +74,44 @@ def encode_args(obj: LazyResult, dep_ids: list[str], literals: bool) -> str:
         ) from exc
     pos = ",".join(parts[: parts.index(";")])
     return f"({pos};{''.join(parts[parts.index(';') + 1:])})"
+
+
+def plain_call_texts(obj: LazyResult, dep_sids: list[str], dep_tids: list[str]) -> tuple[str, str] | None:
+    """``encode_args`` of a call with literals and without, in one pass, when every argument is a
+    plain literal or a lazy result at top level (the common call); ``None`` otherwise (the caller
+    then encodes it in general). The texts are exactly ``encode_args``'s."""
+    s_pos: list[str] = []
+    t_pos: list[str] = []
+    k = 0
+    for value in obj[1]:  # ARGS
+        t = type(value)
+        if t in _PLAIN:
+            s_pos.append(encode_literal(value))
+            t_pos.append("L")
+        elif t is LazyResult:
+            s_pos.append(f"<{dep_sids[k]}>")
+            t_pos.append(f"<{dep_tids[k]}>")
+            k += 1
+        else:
+            return None
+    kwargs = obj[2]  # KWARGS
+    if not kwargs:
+        return f"({','.join(s_pos)};)", f"({','.join(t_pos)};)"
+    s_kw: list[str] = []
+    t_kw: list[str] = []
+    for name in sorted(kwargs):
+        value = kwargs[name]
+        t = type(value)
+        if t in _PLAIN:
+            s_kw.append(f"{name}={encode_literal(value)}")
+            t_kw.append(f"{name}=L")
+        elif t is LazyResult:
+            s_kw.append(f"{name}=<{dep_sids[k]}>")
+            t_kw.append(f"{name}=<{dep_tids[k]}>")
+            k += 1
+        else:
+            return None
+    return f"({','.join(s_pos)};{','.join(s_kw)})", f"({','.join(t_pos)};{','.join(t_kw)})"
 
 
 def _arg(value: Any, literals: bool, it: Any) -> str:

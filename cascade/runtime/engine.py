@@ -4,7 +4,9 @@ It runs tail-call loops: a run evaluates its target iteration by iteration; a ta
 another lazy result makes that the next iteration's target (no Python stack grows, and nothing of a
 finished iteration is kept). Each iteration takes one of two paths:
 
-- slow: build the graph, solve it, compile a :class:`Program` and execute it with full governance;
+- slow: build the graph, solve it, compile a :class:`Program` and execute it (every call with full
+  governance on an ``Engine(hot_plans=False)``; a hot engine runs what it just compiled as it runs a
+  hit, so a one-shot graph costs its build and one walk);
 - hot: the target's template was compiled before (the plan cache, keyed on the target's ``_shape``
   and shared by every run of this engine), so the program is reused and only the new iteration's
   lazy objects are bound to it.
@@ -22,7 +24,8 @@ from concurrent.futures import Executor
 from typing import Any, Mapping
 
 from ..adapters.connector import Connector, InMemoryConnector
-from ..graph.build import build_graph
+from ..graph.build import build_graph, build_run_graph
+from ..graph.gcpause import collector_paused
 from ..graph.plan import NativeSolver, Solver
 from ..spec.lazy import LazyResult, MappedLazyResult
 from ..spec.messaging import CONNECTOR_RESOURCE, connector_resource
@@ -237,11 +240,15 @@ class Engine:
         return [graph.nodes[c].obj for c in prog.order]
 
     def _compile(self, target: Any, ctx: RunContext | None = None) -> tuple[Program, list[Any]]:
-        graph = build_graph(target)
-        self.stats.graph_builds += 1
-        plan = self.solver.solve(graph)
-        self.stats.plan_solves += 1
-        prog = compile_program(graph, plan, self._resources, self.constraints.capacity, self._remote_for)
+        # Build, solve and compile allocate objects per node that live as long as the build: the
+        # collector would rescan them over and over in a big graph (see graph/gcpause.py).
+        with collector_paused():
+            graph = build_run_graph(target)
+            self.stats.graph_builds += 1
+            plan = self.solver.solve(graph)
+            self.stats.plan_solves += 1
+            prog = compile_program(graph, plan, self._resources, self.constraints.capacity, self._remote_for)
+            objs = [graph.nodes[c].obj for c in plan.order]
         if prog.no_capacity:
             # Every program is compiled here before any path runs it (hot plans reuse what this
             # engine compiled), so warning here is the same on hot and slow engines.
@@ -253,7 +260,7 @@ class Engine:
             self._plans.move_to_end(shape)
             while len(self._plans) > self.plan_cache_size:
                 self._plans.popitem(last=False)
-        return prog, [graph.nodes[c].obj for c in plan.order]
+        return prog, objs
 
     def _warn_no_capacity(self, prog: Program, ctx: RunContext | None) -> None:
         """CS-W002, once per engine, task and capacity name: a constraint on a capacity this

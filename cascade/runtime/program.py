@@ -15,7 +15,7 @@ from typing import Any, Callable
 from ..errors import ResourceError
 from ..graph.model import Graph
 from ..graph.plan import ExecutionPlan
-from ..spec.lazy import _NO_POLICIES, POLICY, LazyResult
+from ..spec.lazy import _NO_POLICIES, ARGS, MODE, NDATA, POLICY, TASK, LazyResult
 from ..spec.markers import Env, Inject, Marker, Param
 from ..spec.resource import Resource
 from .resources import dependency_order
@@ -31,9 +31,12 @@ A_LIT, A_LIT_KW, A_ONE, A_ALL, A_SUBS, A_GENERAL, A_MAP = range(7)
 OP_AWAIT_ONE, OP_MAP, OP_GENERAL = range(3)
 
 
-@dataclass(frozen=True, slots=True)
+# Not ``frozen``: a frozen dataclass sets its 26 fields through ``object.__setattr__`` (~5 us per
+# step, the largest part of compiling a big graph); steps are still never changed once compiled.
+@dataclass(slots=True, unsafe_hash=True)
 class Step:
-    """One compiled node. Positions (``deps``, ``cond`` ...) index the program's steps."""
+    """One compiled node. Positions (``deps``, ``cond`` ...) index the program's steps (never
+    changed once compiled: one program serves every run)."""
 
     pos: int
     kind: int
@@ -130,130 +133,164 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     capacities = capacities or {}
     order = plan.order
     n = len(order)
-    pos_of = {canon: p for p, canon in enumerate(order)}
-    nodes = [graph.nodes[c] for c in order]
-    consumers: list[set[int]] = [set() for _ in range(n)]
+    gnodes = graph.nodes
+    pos_of = [0] * len(gnodes)  # canonical index -> plan position
+    for p, canon in enumerate(order):
+        pos_of[canon] = p
+    nodes = [gnodes[c] for c in order]
+    # consumers[d]: the positions waiting for d, ascending (positions are visited in order)
+    consumers: list[list[int] | None] = [None] * n
     params: dict[str, Param] = {}
     envs: dict[str, Env] = {}
     run_res: dict[str, None] = {}
     no_capacity: list[tuple[Any, tuple[str, ...]]] = []
-    steps_args: list[dict[str, Any]] = []
+    # One row per step, in ``Step`` field order; ``consumers`` (14) and ``tail_dependent`` (25)
+    # are filled in once every step is known.
+    rows: list[list[Any]] = []
+    has_routers = False
     for p, node in enumerate(nodes):
         obj = node.obj
-        deps = tuple(pos_of[c] for c in node.deps)
-        kw: dict[str, Any] = dict(pos=p, name=node.name, deps=deps, subs=(), routes=None, retry=None,
-                                  cached=False, constraints=(), offload=False, remote=None, run_resources=(),
-                                  task_resources=(), injected=(), cond=-1, after=(), seq=(),
-                                  task=None, fn=None, is_async=False, mode=0, ndata=len(deps))
-        if node.kind == "map":
-            kw.update(kind=MAP, inputs=tuple(dict.fromkeys(deps)), governed=False)
-        elif node.kind == "router":
+        deps = tuple([pos_of[c] for c in node.deps])
+        inputs = deps if len(deps) < 2 else tuple(dict.fromkeys(deps))
+        kind = node.kind
+        if kind == "map":
+            row = [p, MAP, node.name, None, None, False, 0, (), deps, len(deps), -1, (), (), inputs, None,
+                   None, False, None, False, (), False, (), (), (), None, None]
+        elif kind == "router":
+            has_routers = True
             routes = {key: deps[1 + i] for i, key in enumerate(obj.keys)}
-            kw.update(kind=ROUTER, inputs=(deps[0],), routes=routes, governed=False, ndata=1)
-        else:
-            task = obj.task
-            nd = obj._ndata
-            pol = obj[POLICY] or _NO_POLICIES
-            cond = pos_of[node.cond] if node.cond is not None else -1
-            subs: tuple[tuple[int, int], ...] = ()
-            if obj._mode == 1:
-                lazy_positions = [i for i, a in enumerate(obj.args) if type(a) is LazyResult]
-                subs = tuple(zip(lazy_positions, deps[:nd]))
-            inj_args = []
-            for where, marker in _markers(obj) if obj._mode == 2 else ():  # markers force mode 2
-                if isinstance(marker, Param):
-                    params.setdefault(marker.name, marker)
-                elif isinstance(marker, Env):
-                    envs.setdefault(marker.name, marker)
-                elif isinstance(marker, Inject):
-                    inj_args.append((where, marker.name))
-            injected = tuple((param, res) for param, res in task.injected if param not in obj.kwargs)
-            res_names = [(f"parameter {param!r}", res) for param, res in injected] + inj_args
-            for where, res in res_names:
-                if res not in resources:
-                    known = ", ".join(sorted(resources)) or "none registered"
-                    raise ResourceError(
-                        f"task {task.name!r} {where} injects unknown resource {res!r} ({known})"
-                    )
-            # Every resource the call needs, the ones they inject included, each after what it
-            # injects: setup in this order, teardown in reverse.
-            try:
-                needs = dependency_order(dict.fromkeys(r for _, r in res_names), resources)
-            except ResourceError as exc:
-                raise ResourceError(f"task {task.name!r}: {exc}") from None
-            runs = tuple(r for r in needs if resources[r].scope == "run")
-            tasks = tuple(r for r in needs if resources[r].scope == "task")
-            run_res.update(dict.fromkeys(runs))
-            unknown = tuple(dict.fromkeys(c for c, _ in pol.constraints if c not in capacities))
-            if unknown:
-                no_capacity.append((task, unknown))
-            constraints = tuple((c, amt) for c, amt in pol.constraints if c in capacities and amt > 0)
-            for c, amt in constraints:
-                if amt > capacities[c]:
-                    raise ResourceError(
-                        f"task {task.name!r} asks for {c}={amt}, more than the engine's "
-                        f"system_resources[{c!r}]={capacities[c]}"
-                    )
-            rem = remote(task) if remote is not None else None
-            # Run-scope resources alone do not govern a call: once its run has set them up, the
-            # plain paths inject them as they are (until then the executors take the governed path,
-            # which sets them up: see ``missing_run_resources``). Task scope opens one per call.
-            governed = bool(pol.retry or pol.cache is not None or constraints or task.offload
-                            or tasks or rem is not None)
-            kw.update(kind=CALL, task=task, fn=task.fn, is_async=task.is_async, mode=obj._mode,
-                      subs=subs, ndata=nd, cond=cond, after=tuple(pos_of[c] for c in node.after),
-                      seq=tuple(pos_of[c] for c in node.seq),
-                      inputs=tuple(dict.fromkeys(deps)), governed=governed, retry=pol.retry,
-                      cached=pol.cache is not None, constraints=constraints, offload=task.offload, remote=rem,
-                      run_resources=runs, task_resources=tasks, injected=injected)
-        for d in kw["inputs"]:
-            consumers[d].add(p)
-        if node.kind == "router":
+            inputs = (deps[0],)
+            row = [p, ROUTER, node.name, None, None, False, 0, (), deps, 1, -1, (), (), inputs, None,
+                   routes, False, None, False, (), False, (), (), (), None, None]
             for d in deps[1:]:
-                consumers[d].add(p)
-        steps_args.append(kw)
+                lst = consumers[d]
+                if lst is None:
+                    consumers[d] = [p]
+                elif lst[-1] != p:
+                    lst.append(p)
+        else:
+            task = obj[TASK]
+            pol = obj[POLICY]
+            mode = obj[MODE]
+            nd = obj[NDATA]
+            rem = remote(task) if remote is not None else None
+            subs: tuple[tuple[int, int], ...] = ()
+            if mode == 1:
+                lazy_positions = [i for i, a in enumerate(obj[ARGS]) if type(a) is LazyResult]
+                subs = tuple(zip(lazy_positions, deps[:nd]))
+            if pol is None and mode != 2 and not task.injected and not task.offload and rem is None:
+                # the common call: no policy, marker or resource; nothing to check
+                row = [p, CALL, node.name, task, task.fn, task.is_async, mode, subs, deps, nd, -1, (), (),
+                       inputs, None, None, False, None, False, (), False, (), (), (), None, None]
+            else:
+                row = _general_call(p, node, obj, task, pol or _NO_POLICIES, mode, nd, subs, deps, inputs,
+                                    rem, pos_of, resources, capacities, params, envs, run_res, no_capacity)
+        for d in inputs:
+            lst = consumers[d]
+            if lst is None:
+                consumers[d] = [p]
+            elif lst[-1] != p:
+                lst.append(p)
+        rows.append(row)
 
     # Which steps are needed before any Router decides: walk back from the target without crossing
-    # route edges. The others wait until a Router picks them (reference counting by need).
-    needed = [False] * n
-    stack = [n - 1]
-    while stack:
-        p = stack.pop()
-        if needed[p]:
-            continue
-        needed[p] = True
-        stack.extend(steps_args[p]["inputs"])
+    # route edges. The others wait until a Router picks them (reference counting by need). Without
+    # Routers every node is an input of the target, directly or not.
+    if has_routers:
+        needed = [False] * n
+        stack = [n - 1]
+        while stack:
+            p = stack.pop()
+            if needed[p]:
+                continue
+            needed[p] = True
+            stack.extend(rows[p][13])
+    else:
+        needed = [True] * n
 
     # tail_dependent: every later step is a descendant of this one (computed back to front).
     # A route edge is not a dependency (a Router waits only for the route it picks), so it does not
     # count here: awaiting a call inline must never hold back a Router's consumers.
-    waiters: list[set[int]] = [set() for _ in range(n)]
-    for p, kw in enumerate(steps_args):
-        for d in kw["inputs"]:
-            waiters[d].add(p)
-    desc_count = _descendant_counts(steps_args, waiters, n)
-    steps = tuple(
-        Step(**kw, consumers=tuple(sorted(consumers[p])), tail_dependent=desc_count[p] == n - 1 - p)
-        for p, kw in enumerate(steps_args)
-    )
-    has_routers = any(s.kind == ROUTER for s in steps)
+    desc_count = _descendant_counts(rows, n)
+    steps = []
+    for p, row in enumerate(rows):
+        c = consumers[p]
+        row[14] = tuple(c) if c is not None else ()
+        row[25] = desc_count[p] == n - 1 - p
+        steps.append(Step(*row))
+    steps_t = tuple(steps)
     has_flow = has_routers or any(s.cond >= 0 or s.seq for s in steps)
     simple = not has_flow and not any(s.governed for s in steps)
-    fast = tuple(_fast_entry(s, nodes[s.pos].obj) for s in steps)
+    fast = tuple([_fast_entry(s, nodes[s.pos].obj) for s in steps])
     extract, shared = _extraction(nodes, pos_of, n)
-    pure_tasks = [nd.obj.task for nd in nodes if nd.kind == "call" and nd.obj.task.pure]
+    pure_tasks = [nd.obj[TASK] for nd in nodes if nd.kind == "call" and nd.obj[TASK].pure]
     bind_by_graph = len(pure_tasks) != len(set(map(id, pure_tasks))) or graph.pure_merges > 0
+    shapes = tuple([nd.obj._shape for nd in nodes])
     return Program(
-        steps=steps, fast=fast, walk=tuple(_walk_entry(f, p == n - 1) for p, f in enumerate(fast)),
-        order=order, template_id=graph.template_id, shape=nodes[-1].obj._shape, simple=simple, single=n == 1 and steps[0].kind == CALL,
-        calls_only=all(s.kind == CALL for s in steps), twins=_twins(nodes),
+        steps=steps_t, fast=fast, walk=tuple([_walk_entry(f, p == n - 1) for p, f in enumerate(fast)]),
+        order=order, template_id=graph.template_id, shape=shapes[-1], simple=simple,
+        single=n == 1 and steps[0].kind == CALL,
+        calls_only=all(s.kind == CALL for s in steps), twins=_twins(shapes),
         has_routers=has_routers, needed=tuple(needed),
-        waiting0=tuple(len(s.inputs) for s in steps),
-        ready0=tuple(s.pos for s in steps if not s.inputs and needed[s.pos]), extract=extract, shared=shared,
-        shapes=tuple(nd.obj._shape for nd in nodes), bind_by_graph=bind_by_graph,
+        waiting0=tuple([len(s.inputs) for s in steps]),
+        ready0=tuple([s.pos for s in steps if not s.inputs and needed[s.pos]]), extract=extract, shared=shared,
+        shapes=shapes, bind_by_graph=bind_by_graph,
         checks_inputs=bool(params or envs), params=tuple(params.values()), envs=tuple(envs.values()), run_resources=tuple(run_res),
         no_capacity=tuple(no_capacity),
     )
+
+
+def _general_call(p: int, node: Any, obj: Any, task: Any, pol: Any, mode: int, nd: int,
+                  subs: tuple[tuple[int, int], ...], deps: tuple[int, ...], inputs: tuple[int, ...], rem: Any,
+                  pos_of: list[int], resources: dict[str, Resource], capacities: dict[str, float],
+                  params: dict[str, Param], envs: dict[str, Env], run_res: dict[str, None],
+                  no_capacity: list[tuple[Any, tuple[str, ...]]]) -> list[Any]:
+    """The row of a call with a policy, markers, injected resources, offloading or a remote body."""
+    cond = pos_of[node.cond] if node.cond is not None else -1
+    inj_args = []
+    for where, marker in _markers(obj) if mode == 2 else ():  # markers force mode 2
+        if isinstance(marker, Param):
+            params.setdefault(marker.name, marker)
+        elif isinstance(marker, Env):
+            envs.setdefault(marker.name, marker)
+        elif isinstance(marker, Inject):
+            inj_args.append((where, marker.name))
+    injected = tuple((param, res) for param, res in task.injected if param not in obj.kwargs)
+    res_names = [(f"parameter {param!r}", res) for param, res in injected] + inj_args
+    for where, res in res_names:
+        if res not in resources:
+            known = ", ".join(sorted(resources)) or "none registered"
+            raise ResourceError(
+                f"task {task.name!r} {where} injects unknown resource {res!r} ({known})"
+            )
+    # Every resource the call needs, the ones they inject included, each after what it
+    # injects: setup in this order, teardown in reverse.
+    try:
+        needs = dependency_order(dict.fromkeys(r for _, r in res_names), resources)
+    except ResourceError as exc:
+        raise ResourceError(f"task {task.name!r}: {exc}") from None
+    runs = tuple(r for r in needs if resources[r].scope == "run")
+    tasks = tuple(r for r in needs if resources[r].scope == "task")
+    run_res.update(dict.fromkeys(runs))
+    unknown = tuple(dict.fromkeys(c for c, _ in pol.constraints if c not in capacities))
+    if unknown:
+        no_capacity.append((task, unknown))
+    constraints = tuple((c, amt) for c, amt in pol.constraints if c in capacities and amt > 0)
+    for c, amt in constraints:
+        if amt > capacities[c]:
+            raise ResourceError(
+                f"task {task.name!r} asks for {c}={amt}, more than the engine's "
+                f"system_resources[{c!r}]={capacities[c]}"
+            )
+    # Run-scope resources alone do not govern a call: once its run has set them up, the
+    # plain paths inject them as they are (until then the executors take the governed path,
+    # which sets them up: see ``missing_run_resources``). Task scope opens one per call.
+    governed = bool(pol.retry or pol.cache is not None or constraints or task.offload
+                    or tasks or rem is not None)
+    return [p, CALL, node.name, task, task.fn, task.is_async, mode, subs, deps, nd, cond,
+            tuple(pos_of[c] for c in node.after), tuple(pos_of[c] for c in node.seq), inputs, None,
+            None, governed, pol.retry, pol.cache is not None, constraints, task.offload, runs, tasks,
+            injected, rem, None]
 
 
 def _walk_entry(fast: tuple[Any, ...], is_last: bool) -> tuple[Any, ...]:
@@ -284,27 +321,38 @@ def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
     return (CALL, st.fn, st.is_async, mode, spec, st.name, st.tail_dependent)
 
 
-def _twins(nodes: list[Any]) -> tuple[tuple[int, ...], ...]:
+def _twins(shapes: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
     by_shape: dict[int, list[int]] = {}
-    for p, node in enumerate(nodes):
-        by_shape.setdefault(node.obj._shape, []).append(p)
+    for p, shape in enumerate(shapes):
+        group = by_shape.get(shape)
+        if group is None:
+            by_shape[shape] = [p]
+        else:
+            group.append(p)
+    if len(by_shape) == len(shapes):
+        return ()
     return tuple(tuple(g) for g in by_shape.values() if len(g) > 1)
 
 
-def _descendant_counts(steps_args: list[dict[str, Any]], consumers: list[set[int]], n: int) -> list[int]:
-    counts = [0] * n
+def _descendant_counts(rows: list[list[Any]], n: int) -> list[int]:
+    """How many later steps depend on each step, through inputs (row field 13)."""
     if n > 512:  # quadratic sets are not worth it for big graphs; only chains profit, and rarely
         return [-1] * n
+    waiters: list[set[int]] = [set() for _ in range(n)]
+    for p, row in enumerate(rows):
+        for d in row[13]:
+            waiters[d].add(p)
+    counts = [0] * n
     desc: list[set[int]] = [set() for _ in range(n)]
     for p in range(n - 1, -1, -1):
-        for c in consumers[p]:
+        for c in waiters[p]:
             desc[p].add(c)
             desc[p] |= desc[c]
         counts[p] = len(desc[p])
     return counts
 
 
-def _extraction(nodes: list[Any], pos_of: dict[int, int], n: int) -> tuple[Any, Any]:
+def _extraction(nodes: list[Any], pos_of: list[int], n: int) -> tuple[Any, Any]:
     """How the hot binder reaches every node's lazy object from the target, and which extra edges
     it must check by identity so that sharing in the new iteration matches the template."""
     parent: dict[int, tuple[int, int]] = {}

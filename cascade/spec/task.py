@@ -8,7 +8,8 @@ import inspect
 import weakref
 from typing import Any, Callable, Iterable, overload
 
-from .lazy import LazyResult, MappedLazyResult, Router, TaskBase, new_lazy
+from ..graph.gcpause import collector_paused
+from .lazy import _ATOMIC, SHAPE, LazyResult, MappedLazyResult, Router, TaskBase, _tuple_new, new_lazy
 from .markers import Inject
 
 __all__ = ["Task", "task"]
@@ -127,17 +128,40 @@ class Task(TaskBase):
             raise TypeError(f"{self.name}.map() needs at least one keyword iterable")
         if any(isinstance(v, (LazyResult, MappedLazyResult, Router)) for v in iterables.values()):
             return _fan_out_task(self)(tuple(iterables), (), *iterables.values())
-        columns, n = _map_columns(self.name, iterables.items(), dynamic=False)
-        names = list(columns)
-        return MappedLazyResult(
-            self, tuple(new_lazy(self, **{a: columns[a][i] for a in names}) for i in range(n))
-        )
+        with collector_paused():  # n lazy results that all stay alive: see graph/gcpause.py
+            columns, n = _map_columns(self.name, iterables.items(), dynamic=False)
+            return MappedLazyResult(self, _elements(self, columns, n))
 
     def __repr__(self) -> str:
         return f"<cs.Task {self.name}>"
 
     def __reduce__(self) -> Any:  # tasks pickle by reference, like functions
         return getattr, (inspect.getmodule(self.fn), getattr(self.fn, "__name__", self.name))
+
+
+def _elements(task: Task, columns: dict[str, list[Any]], n: int) -> tuple[LazyResult, ...]:
+    """``task(**{name: column[i]})`` for each ``i``. Elements whose values are all plain literals
+    share one template, so the first such element's signature check and shape serve the others
+    (what :func:`new_lazy` would compute for each); any other element is made by ``new_lazy``."""
+    names = list(columns)
+    if n == 0:
+        return ()
+    rows = zip(*columns.values())
+    plain: LazyResult | None = None
+    out: list[LazyResult] = []
+    for row in rows:
+        for v in row:
+            if type(v) not in _ATOMIC:
+                out.append(new_lazy(task, **dict(zip(names, row))))
+                break
+        else:
+            if plain is None:
+                plain = new_lazy(task, **dict(zip(names, row)))
+                out.append(plain)
+            else:
+                out.append(_tuple_new(LazyResult, (task, (), dict(zip(names, row)), (), 0, plain[SHAPE], 0,
+                                                   None, plain[SHAPE])))
+    return tuple(out)
 
 
 def _map_columns(name: str, items: Iterable[tuple[str, Any]], dynamic: bool) -> tuple[dict[str, list[Any]], int]:

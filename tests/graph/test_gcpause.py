@@ -1,0 +1,114 @@
+"""The collector pause around graph builds: restored on every exit, never leaked into task code."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+import cascade as cs
+from cascade.graph.gcpause import collector_paused
+
+
+@pytest.fixture(autouse=True)
+def collector_on() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()
+
+
+def test_the_collector_is_off_inside_and_back_on_after():
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_the_collector_comes_back_when_the_block_raises():
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+
+
+def test_a_collector_the_application_disabled_stays_disabled():
+    gc.disable()
+    with collector_paused():
+        pass
+    assert not gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("boom")
+    assert not gc.isenabled()
+
+
+def test_nested_pauses_restore_once_at_the_outermost():
+    with collector_paused():
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+@cs.task
+def whether_collecting(x: int) -> bool:
+    return gc.isenabled()
+
+
+@cs.task
+def all_of(xs: list[bool]) -> bool:
+    return all(xs)
+
+
+@pytest.mark.parametrize("hot", [True, False])
+def test_task_bodies_run_with_the_collector_on(hot):
+    # the pause covers building and compiling only, never the run's own code
+    assert cs.run(all_of(whether_collecting.map(x=range(50))), hot_plans=hot) is True
+    assert gc.isenabled()
+
+
+class BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+@cs.task
+def ident(x: object) -> object:
+    return x
+
+
+def test_a_build_that_raises_leaves_the_collector_on():
+    with pytest.raises(TypeError, match="no repr"):
+        cs.run(ident(ident([1, BadRepr()])))
+    assert gc.isenabled()
+
+
+def test_a_compile_that_raises_leaves_the_collector_on():
+    @cs.task
+    def needs(db: object = cs.inject("nowhere")) -> object:
+        return db
+
+    with pytest.raises(cs.ResourceError):
+        cs.run(needs())
+    assert gc.isenabled()
+
+
+def test_a_map_that_raises_leaves_the_collector_on():
+    with pytest.raises(ValueError, match="equal length"):
+        ident.map(x=[1, 2], y=[1])
+    assert gc.isenabled()
+
+
+def test_nothing_is_frozen_and_a_finished_graph_is_collectable():
+    class Box:
+        pass
+
+    box = Box()
+    box.me = box  # a cycle: only the collector frees it
+    ref = weakref.ref(box)
+    assert cs.run(all_of(whether_collecting.map(x=[box] * 10))) is True  # the graph holds box
+    del box
+    gc.collect()
+    assert ref() is None
+    assert gc.get_freeze_count() == 0
