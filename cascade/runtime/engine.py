@@ -248,7 +248,8 @@ class Engine:
             plan = self.solver.solve(graph)
             self.stats.plan_solves += 1
             prog = compile_program(graph, plan, self._resources, self.constraints.capacity, self._remote_for)
-            objs = [graph.nodes[c].obj for c in plan.order]
+            nodes = graph.nodes
+            objs = [nodes[c].obj for c in prog.order]
         if prog.no_capacity:
             # Every program is compiled here before any path runs it (hot plans reuse what this
             # engine compiled), so warning here is the same on hot and slow engines.

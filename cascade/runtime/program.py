@@ -66,7 +66,9 @@ class Step:
     tail_dependent: bool  # every later step depends on this one: awaiting it inline loses no overlap
 
 
-@dataclass(frozen=True, slots=True)
+# Not ``frozen`` (25 fields through ``object.__setattr__`` cost ~5 us, a fifth of a slow-path
+# iteration); a program is still never changed once compiled.
+@dataclass(slots=True, unsafe_hash=True)
 class Program:
     """A compiled iteration plan, shared by every run of one engine (never mutated)."""
 
@@ -193,6 +195,10 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
                 lst.append(p)
         rows.append(row)
 
+    if (n == 1 and rows[0][1] == CALL and rows[0][16] is False and rows[0][10] < 0 and not params and not envs
+            and not run_res and not no_capacity):
+        return _single_plain(rows[0], nodes[0], graph.template_id)
+
     # Which steps are needed before any Router decides: walk back from the target without crossing
     # route edges. The others wait until a Router picks them (reference counting by need). Without
     # Routers every node is an input of the target, directly or not.
@@ -237,6 +243,21 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         shapes=shapes, bind_by_graph=bind_by_graph,
         checks_inputs=bool(params or envs), params=tuple(params.values()), envs=tuple(envs.values()), run_resources=tuple(run_res),
         no_capacity=tuple(no_capacity),
+    )
+
+
+def _single_plain(row: list[Any], node: Any, template_id: str) -> Program:
+    """The program of a one-node graph whose call is not governed (the slow path of a one-call
+    loop compiles one per iteration): what the general code computes, without its bookkeeping."""
+    row[14] = ()
+    row[25] = True
+    step = Step(*row)
+    obj = node.obj
+    fast = _fast_entry(step, obj)
+    shape = obj._shape
+    return Program(
+        (step,), (fast,), (_walk_entry(fast, True),), (0,), template_id, shape, True, True, True, (),
+        False, (True,), (0,), (0,), (), (), (shape,), False, False, (), (), (), (),
     )
 
 
@@ -336,6 +357,8 @@ def _twins(shapes: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
 
 def _descendant_counts(rows: list[list[Any]], n: int) -> list[int]:
     """How many later steps depend on each step, through inputs (row field 13)."""
+    if n == 1:
+        return [0]
     if n > 512:  # quadratic sets are not worth it for big graphs; only chains profit, and rarely
         return [-1] * n
     waiters: list[set[int]] = [set() for _ in range(n)]
@@ -355,6 +378,8 @@ def _descendant_counts(rows: list[list[Any]], n: int) -> list[int]:
 def _extraction(nodes: list[Any], pos_of: list[int], n: int) -> tuple[Any, Any]:
     """How the hot binder reaches every node's lazy object from the target, and which extra edges
     it must check by identity so that sharing in the new iteration matches the template."""
+    if n == 1:
+        return (), ()
     parent: dict[int, tuple[int, int]] = {}
     shared: list[tuple[int, int, int]] = []
     for p in range(n - 1, -1, -1):
