@@ -54,14 +54,14 @@ from .events import (
     TaskRetrying,
     TaskSkipped,
 )
-from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, MAP, ROUTER, Program, Step
+from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, A_RESOLVE, MAP, ROUTER, Program, Step
 from .remote import check_resources
 from .resources import setup_resource, teardown_all
 
 if TYPE_CHECKING:
     from .context import RunContext
 
-__all__ = ["Scheduler", "is_lazy", "missing_run_resources", "note_failure", "resolve_args", "resume",
+__all__ = ["Scheduler", "is_lazy", "missing_run_resources", "note_failure", "resolve_args", "resolve_compiled", "resume",
            "setup_cannot_suspend"]
 
 PENDING, RUNNING, ROUTING, DONE, SKIPPED = range(5)
@@ -202,6 +202,71 @@ def resolve_args(st: Step, obj: LazyResult, values: list[Any], ctx: RunContext,
         for param, res in st.injected:
             kwargs[param] = _resource_value(res, ctx, task_res)
     return args, kwargs
+
+
+_CONTAINERS = (list, tuple, dict)
+
+
+def resolve_compiled(spec: Any, obj: LazyResult, values: list[Any]) -> Any:
+    """:func:`resolve_args` for a call whose lazy inputs sit at top level or in flat lists, tuples
+    and dicts, with the substitutions compiled once per template (``program._resolution``), or
+    ``None`` when this iteration's literals hold a container the compiled form does not copy (the
+    caller then uses :func:`resolve_args`). Same result: every list, tuple and dict argument is a
+    copy, with lazy results replaced by their values.
+
+    ``spec``: ``(positional ops, keyword ops, other positions, other keywords)``; an op is
+    ``(argument, kind, substitutions)``: kind 0 a lazy result (substitution: its input position),
+    1/2/3 a list/tuple/dict whose items ``(slot, position)`` are lazy results. The other arguments
+    are neither lazy nor containers in the template; a literal's type is not part of the template,
+    so that is checked here again.
+    """
+    pos_ops, kw_ops, other_pos, other_kw = spec
+    args: Any = obj[ARGS]
+    for i in other_pos:
+        if type(args[i]) in _CONTAINERS:
+            return None
+    kwargs: Any = obj[KWARGS]
+    for k in other_kw:
+        if type(kwargs[k]) in _CONTAINERS:
+            return None
+    if pos_ops:
+        args = list(args)
+        for i, kind, sub in pos_ops:
+            if kind == 0:
+                args[i] = values[sub]
+                continue
+            v = _copy_flat(args[i], kind, sub, values)
+            if v is None:
+                return None
+            args[i] = v
+    if kw_ops:
+        kwargs = dict(kwargs)
+        for k, kind, sub in kw_ops:
+            if kind == 0:
+                kwargs[k] = values[sub]
+                continue
+            v = _copy_flat(kwargs[k], kind, sub, values)
+            if v is None:
+                return None
+            kwargs[k] = v
+    return args, kwargs
+
+
+def _copy_flat(c: Any, kind: int, sub: Any, values: list[Any]) -> Any:
+    """A copy of the flat container ``c`` with the lazy results at ``sub``'s slots replaced; ``None``
+    if another item is a container (it would have to be copied too: the general path does that)."""
+    for item in (c.values() if kind == 3 else c):
+        if type(item) in _CONTAINERS:
+            return None
+    if kind == 3:
+        out: Any = dict(c)
+        for key, d in sub:
+            out[key] = values[d]
+        return out
+    out = list(c)
+    for j, d in sub:
+        out[j] = values[d]
+    return tuple(out) if kind == 2 else out
 
 
 def _resolve_container(root: Any, leaf: Any) -> Any:
@@ -517,6 +582,8 @@ class Scheduler:
         elif am == A_ALL:
             values = self.values
             args, kwargs = [values[d] for d in spec], {}
+        elif am == A_RESOLVE and (r := resolve_compiled(spec, self.objs[p], self.values)) is not None:
+            args, kwargs = r
         else:
             args, kwargs = resolve_args(st, self.objs[p], self.values, self.ctx, None)
         bus = self.bus

@@ -41,10 +41,11 @@ from .executor import (
     missing_run_resources,
     note_failure,
     resolve_args,
+    resolve_compiled,
     returned_awaitable,
     setup_cannot_suspend,
 )
-from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, A_SUBS, OP_AWAIT_ONE, OP_MAP, Program
+from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, A_RESOLVE, A_SUBS, OP_AWAIT_ONE, OP_MAP, Program
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -191,6 +192,8 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                             for i, d in aspec:
                                 args[i] = values[d]
                             kwargs = o[KWARGS]
+                        elif am == A_RESOLVE and (r := resolve_compiled(aspec, o, values)) is not None:
+                            args, kwargs = r
                         else:
                             args, kwargs = resolve_args(prog.steps[k], o, values, ctx, None)
                         if not is_async:

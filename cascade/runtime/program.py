@@ -15,7 +15,7 @@ from typing import Any, Callable
 from ..errors import ResourceError
 from ..graph.model import Graph
 from ..graph.plan import ExecutionPlan
-from ..spec.lazy import _NO_POLICIES, ARGS, MODE, NDATA, POLICY, TASK, LazyResult
+from ..spec.lazy import _ATOMIC, _NO_POLICIES, ARGS, KWARGS, MODE, NDATA, POLICY, TASK, LazyResult, MappedLazyResult, Router, _sorted_keys
 from ..spec.markers import Env, Inject, Marker, Param
 from ..spec.resource import Resource
 from .resources import dependency_order
@@ -25,7 +25,7 @@ __all__ = ["CALL", "MAP", "ROUTER", "Program", "Step", "compile_program"]
 CALL, MAP, ROUTER = 0, 1, 2
 
 # How the sequential walker builds a call's arguments (chosen once per template):
-A_LIT, A_LIT_KW, A_ONE, A_ALL, A_SUBS, A_GENERAL, A_MAP = range(7)
+A_LIT, A_LIT_KW, A_ONE, A_ALL, A_SUBS, A_GENERAL, A_MAP, A_RESOLVE = range(8)
 # What the sequential walker does per step: the chain step ``await fn(previous)``, a map gather, or
 # the general case (whose spec is the step's ``fast`` entry).
 OP_AWAIT_ONE, OP_MAP, OP_GENERAL = range(3)
@@ -337,9 +337,69 @@ def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
         mode, spec = (A_ONE, st.deps[0]) if nd == 1 else (A_ALL, st.deps[:nd])
     elif st.mode == 1 and not st.injected:
         mode, spec = A_SUBS, st.subs
+    elif st.mode == 2 and not st.injected and (spec := _resolution(obj, st.deps[:nd])) is not None:
+        mode = A_RESOLVE  # lazy inputs by keyword or in flat containers: substitutions compiled
     else:
         mode, spec = A_GENERAL, None
     return (CALL, st.fn, st.is_async, mode, spec, st.name, st.tail_dependent)
+
+
+_LAZY_TYPES = (LazyResult, MappedLazyResult, Router)
+_FLAT_KINDS = {list: 1, tuple: 2, dict: 3}
+
+
+def _resolution(obj: Any, deps: tuple[int, ...]) -> Any:
+    """The compiled argument substitutions of a call whose lazy inputs sit at top level (keyword
+    arguments included) or one level down in lists, tuples and dicts, for
+    :func:`~cascade.runtime.executor.resolve_compiled`; ``None`` (resolved in general) when an
+    argument holds a marker or deeper containers. ``deps``: input positions in ``_scan`` order."""
+    it = iter(deps)
+    pos_ops: list[Any] = []
+    other_pos: list[int] = []
+    for i, a in enumerate(obj[ARGS]):
+        op = _arg_op(a, it)
+        if op is False:
+            return None
+        if op is None:
+            other_pos.append(i)
+        else:
+            pos_ops.append((i, *op))
+    kw_ops: list[Any] = []
+    other_kw: list[str] = []
+    kwargs = obj[KWARGS]
+    for k in sorted(kwargs):
+        op = _arg_op(kwargs[k], it)
+        if op is False:
+            return None
+        if op is None:
+            other_kw.append(k)
+        else:
+            kw_ops.append((k, *op))
+    return tuple(pos_ops), tuple(kw_ops), tuple(other_pos), tuple(other_kw)
+
+
+def _arg_op(a: Any, it: Any) -> Any:
+    """``(kind, substitutions)`` for one argument, ``None`` when it is passed as it is, ``False``
+    when only the general resolution handles it (a marker, a container inside a container)."""
+    t = type(a)
+    if t in _ATOMIC:
+        return None
+    if t is LazyResult or t is MappedLazyResult or t is Router:
+        return 0, next(it)
+    kind = _FLAT_KINDS.get(t)
+    if kind is None:
+        return False if isinstance(a, (Marker, *_LAZY_TYPES)) else None
+    subs = []
+    for slot in (_sorted_keys(a) if t is dict else range(len(a))):
+        v = a[slot]
+        tv = type(v)
+        if tv in _ATOMIC:
+            continue
+        if tv is LazyResult or tv is MappedLazyResult or tv is Router:
+            subs.append((slot, next(it)))
+        elif tv in _FLAT_KINDS or isinstance(v, (Marker, *_LAZY_TYPES)):
+            return False
+    return kind, tuple(subs)
 
 
 def _twins(shapes: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:

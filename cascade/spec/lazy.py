@@ -366,6 +366,19 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
         if t in _ATOMIC:
             h = hash((task.key, 1))
             return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
+    elif nargs == 0 and len(kwargs) == 1:
+        # ``step(x=previous)`` or ``step(x=literal)``: the general loop's result, directly
+        ((k, a),) = kwargs.items()
+        names = (k,)
+        if (key := (0, names)) not in task.sig_ok:
+            check_call(task, args, kwargs, key)
+        t = type(a)
+        if t is LazyResult:
+            h = hash((hash((task.key, k, a[SHAPE])), 0, names))
+            return _tuple_new(LazyResult, (task, args, kwargs, (a,), 1, h, 2, None, h))
+        if t in _ATOMIC:
+            h = hash((task.key, 0, names))
+            return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
     elif (key := (nargs, tuple(kwargs)) if kwargs else nargs) not in task.sig_ok:
         check_call(task, args, kwargs, key)
     deps: list[Any] | None = None
@@ -394,8 +407,20 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
             i += 1
         if kwargs:
             for k in sorted(kwargs):
+                a = kwargs[k]
+                t = type(a)
+                if t in _ATOMIC:
+                    continue
+                if t is LazyResult:  # ``step(..., x=previous)``: what _scan would find, directly
+                    if deps is None:
+                        deps = [a]
+                    else:
+                        deps.append(a)
+                    h = hash((h, k, a[SHAPE]))
+                    mode = 2
+                    continue
                 found = []
-                shape = _scan(kwargs[k], found)
+                shape = _scan(a, found)
                 if shape is not None:
                     deps = found if deps is None else deps + found
                     h = hash((h, k, shape))
