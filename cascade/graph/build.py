@@ -60,7 +60,7 @@ def build_graph(target: Any) -> Graph:
                 texts = plain_call_texts(obj, [sids[d] for d in deps], [tids[d] for d in deps])
             else:
                 deps = []
-                texts = plain_call_texts(obj, deps, deps)
+                texts = plain_call_texts(obj, [], [])
             if texts is None:
                 node = _make_node(index, obj, deps, nodes)
             else:

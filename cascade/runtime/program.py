@@ -156,7 +156,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         inputs = deps if len(deps) < 2 else tuple(dict.fromkeys(deps))
         kind = node.kind
         if kind == "map":
-            row = [p, MAP, node.name, None, None, False, 0, (), deps, len(deps), -1, (), (), inputs, None,
+            row: list[Any] = [p, MAP, node.name, None, None, False, 0, (), deps, len(deps), -1, (), (), inputs, None,
                    None, False, None, False, (), False, (), (), (), None, None]
         elif kind == "router":
             has_routers = True
@@ -345,7 +345,7 @@ def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
 
 
 _LAZY_TYPES = (LazyResult, MappedLazyResult, Router)
-_FLAT_KINDS = {list: 1, tuple: 2, dict: 3}
+_FLAT_KINDS: dict[type, int] = {list: 1, tuple: 2, dict: 3}
 
 
 def _resolution(obj: Any, deps: tuple[int, ...]) -> Any:

@@ -368,13 +368,13 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
             return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
     elif nargs == 0 and len(kwargs) == 1:
         # ``step(x=previous)`` or ``step(x=literal)``: the general loop's result, directly
-        ((k, a),) = kwargs.items()
-        names = (k,)
-        if (key := (0, names)) not in task.sig_ok:
-            check_call(task, args, kwargs, key)
+        ((name, a),) = kwargs.items()
+        names = (name,)
+        if (kw_key := (0, names)) not in task.sig_ok:
+            check_call(task, args, kwargs, kw_key)
         t = type(a)
         if t is LazyResult:
-            h = hash((hash((task.key, k, a[SHAPE])), 0, names))
+            h = hash((hash((task.key, name, a[SHAPE])), 0, names))
             return _tuple_new(LazyResult, (task, args, kwargs, (a,), 1, h, 2, None, h))
         if t in _ATOMIC:
             h = hash((task.key, 0, names))
