@@ -15,7 +15,20 @@ from typing import Any, Callable
 from ..errors import ResourceError
 from ..graph.model import Graph
 from ..graph.plan import ExecutionPlan
-from ..spec.lazy import _ATOMIC, _NO_POLICIES, ARGS, KWARGS, MODE, NDATA, POLICY, TASK, LazyResult, MappedLazyResult, Router, _sorted_keys
+from ..spec.lazy import (
+    _ATOMIC,
+    _NO_POLICIES,
+    ARGS,
+    KWARGS,
+    MODE,
+    NDATA,
+    POLICY,
+    TASK,
+    LazyResult,
+    MappedLazyResult,
+    Router,
+    _sorted_keys,
+)
 from ..spec.markers import Env, Inject, Marker, Param
 from ..spec.resource import Resource
 from .resources import dependency_order
