@@ -3,7 +3,7 @@
 Benchmark sessions: ``bench`` (quick asv run of the working tree and the headline table), ``history``
 (asv over the last N commits of main, then the HTML dashboard), ``preview`` (serve it), ``browser``
 (check the dashboard in headless Chromium), ``pybench`` (pytest-benchmark suite), ``gate`` (HEAD vs a
-base revision). See docs/benchmarks.md.
+base revision), ``gate-calibrate`` (its error rates on this machine). See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -182,8 +182,26 @@ def mutation(session: nox.Session) -> None:
     session.run("python", "tools/mutation_score.py", *globs, env=env)
 
 
+def _valgrind(session: nox.Session) -> None:
+    """The gate counts instructions with valgrind: install Debian's package when it is missing."""
+    if shutil.which("valgrind") is None:
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "valgrind", external=True)
+
+
 @nox.session(default=False)
 def gate(session: nox.Session) -> None:
     """Fail when HEAD is slower than a base revision (posarg, default origin/main) on the gated loops."""
     args = list(session.posargs) or ["origin/main"]
+    if "--counter" not in args:
+        _valgrind(session)
     session.run("python", "tools/gate.py", *args)
+
+
+@nox.session(name="gate-calibrate", default=False)
+def gate_calibrate(session: nox.Session) -> None:
+    """Measure the gate's false-positive (A/A) and false-negative (seeded slowdown) rates here."""
+    args = list(session.posargs)
+    if "--counter" not in args:
+        _valgrind(session)
+    session.run("python", "tools/gate_calibrate.py", *args)

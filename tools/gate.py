@@ -151,9 +151,9 @@ class Side:
     def count(self, bench_dir: Path, specs: list[str], calls: int, tag: str) -> None:
         """One counted round: instructions per benchmark call, from callgrind (see gate_worker)."""
         out_file = self.root / f"callgrind-{self.name}-{tag}.out"
-        prefix = ["valgrind", "--tool=callgrind", "--collect-atstart=no", f"--toggle-collect={REGION}",
-                  f"--dump-after={REGION}", f"--callgrind-out-file={out_file}"]
-        out = self._worker(bench_dir, ["--count", str(calls), *specs], prefix)
+        prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
+                  f"--toggle-collect={REGION}", f"--dump-after={REGION}", f"--callgrind-out-file={out_file}"]
+        out = self._worker(bench_dir, ["--count", str(calls), "--instrument", *specs], prefix)
         dumps = sorted(out_file.parent.glob(out_file.name + ".*"), key=lambda p: int(p.suffix[1:]))
         if len(dumps) != len(out["counted"]):
             raise GateError(f"{self.name}: callgrind wrote {len(dumps)} profiles for {len(out['counted'])} "

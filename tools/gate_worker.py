@@ -24,6 +24,7 @@ import gc
 import importlib
 import json
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -68,13 +69,33 @@ def measure(spec: str, repeat: int) -> dict:
             teardown(*params)
 
 
-def count(specs: list[str], calls: int) -> dict:
+def _instrumentation(state: str) -> None:
+    """Switch callgrind's instrumentation of this process on or off (``callgrind_control -i``).
+
+    Valgrind started with ``--instr-atstart=no`` runs start-up and imports several times faster; it
+    reads the command while this process runs Python, so poll rather than block.
+    """
+    proc = subprocess.Popen(["callgrind_control", "-i", state, str(os.getpid())],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    while proc.poll() is None:
+        sum(range(100))
+    reply = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode != 0 or "OK" not in reply:
+        raise RuntimeError(f"callgrind_control -i {state} failed: {reply.strip()}")
+
+
+def count(specs: list[str], calls: int, instrument: bool = False) -> dict:
     """Per benchmark: set up, warm up, run ``calls`` times inside ``sys.call_tracing``, tear down.
 
     The collector stays on, as in real use, with everything made before the counted region frozen
-    (``gc.freeze``), so a collection scans only what the benchmark itself allocates.
+    (``gc.freeze``), so a collection scans only what the benchmark itself allocates. ``instrument``:
+    valgrind runs the interpreter's start-up and the imports uninstrumented (``_instrumentation``).
     """
     out: dict = {"results": {}, "counted": []}
+    if instrument:
+        # Once, after the imports: switching it off and on again between regions confuses
+        # callgrind's call tracking (totals wrapped around below zero when tried).
+        _instrumentation("on")
     for spec in specs:
         module_name, cls_name, method, params = _parse(spec)
         try:
@@ -116,13 +137,15 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--count", type=int, metavar="K", help="run each benchmark K times for an instruction counter")
+    parser.add_argument("--instrument", action="store_true",
+                        help="with --count under callgrind --instr-atstart=no: instrument after the imports")
     parser.add_argument("benchmarks", nargs="+")
     args = parser.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import cascade
 
     if args.count is not None:
-        out = count(args.benchmarks, args.count)
+        out = count(args.benchmarks, args.count, args.instrument)
         out["cascade"] = os.path.abspath(cascade.__file__)
         json.dump(out, sys.stdout)
         return 0
