@@ -109,23 +109,35 @@ def history(session: nox.Session) -> None:
 
     The results store is the ``benchmark-results`` branch (``CASCADE_RESULTS_BRANCH``), restored into
     ``.asv/results`` first and saved back afterwards, even when asv fails part-way
-    (tools/results_store.py, docs/benchmark-history.md).
+    (tools/results_store.py, docs/benchmark-history.md). ``--remeasure REV [REV ...]`` measures those
+    commits again and replaces their stored results (nothing to delete by hand). The quiet series
+    are asv_benchmarks/instructions.py's instruction counts (valgrind, installed here when missing).
     """
     _install(session, "bench")
+    _valgrind(session)
     args = list(session.posargs)
-    count = int(args.pop(0)) if args and args[0].isdigit() else HISTORY_DEFAULT
-    shas = subprocess.run(["git", "rev-list", "--first-parent", f"--max-count={count}", "main"],
-                          check=True, capture_output=True, text=True).stdout.split()
-    if len(shas) < count:
-        session.warn(f"main has only {len(shas)} commits; benchmarking all of them")
+    if args and args[0] == "--remeasure":
+        revs = [a for a in args[1:] if not a.startswith("-")]
+        args = [a for a in args[1:] if a.startswith("-")]
+        if not revs:
+            session.error("--remeasure needs at least one revision")
+        shas = [subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], check=True,
+                               capture_output=True, text=True).stdout.strip() for rev in revs]
+        skip: list[str] = []
+    else:
+        count = int(args.pop(0)) if args and args[0].isdigit() else HISTORY_DEFAULT
+        shas = subprocess.run(["git", "rev-list", "--first-parent", f"--max-count={count}", "main"],
+                              check=True, capture_output=True, text=True).stdout.split()
+        if len(shas) < count:
+            session.warn(f"main has only {len(shas)} commits; benchmarking all of them")
+        skip = ["--skip-existing-commits"]
     hashfile = Path(".asv") / "history-commits.txt"
     hashfile.parent.mkdir(exist_ok=True)
     hashfile.write_text("\n".join(shas) + "\n")
     _results_store(session, "restore")
     _asv_machine(session)
     try:
-        session.run("asv", "run", f"HASHFILE:{hashfile}", "--machine", ASV_MACHINE, "--skip-existing-commits",
-                    *HISTORY_ASV_ARGS, *args)
+        session.run("asv", "run", f"HASHFILE:{hashfile}", "--machine", ASV_MACHINE, *skip, *HISTORY_ASV_ARGS, *args)
     finally:
         _results_store(session, "save", "--message", f"asv results up to main {shas[0][:10]}")
     _publish(session)
@@ -185,8 +197,9 @@ def mutation(session: nox.Session) -> None:
 def _valgrind(session: nox.Session) -> None:
     """The gate counts instructions with valgrind: install Debian's package when it is missing."""
     if shutil.which("valgrind") is None:
-        session.run("apt-get", "update", "-qq", external=True)
-        session.run("apt-get", "install", "-y", "-qq", "valgrind", external=True)
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        session.run(*sudo, "apt-get", "update", "-qq", external=True)
+        session.run(*sudo, "apt-get", "install", "-y", "-qq", "valgrind", external=True)
 
 
 @nox.session(default=False)

@@ -95,6 +95,36 @@ def _callgrind_total(path: Path) -> int:
     raise GateError(f"no instruction total in {path}")
 
 
+def count_instructions(run_worker: Callable[[list[str], list[str]], dict], specs: list[str], calls: int,
+                       out_file: Path) -> dict[str, float]:
+    """Instructions per call of each benchmark in ``specs``, counted by callgrind in one worker process.
+
+    ``run_worker(args, prefix)`` runs ``gate_worker.py args`` under the command ``prefix`` and returns
+    its JSON; the profiles go to ``out_file.N`` and are removed. Used by the gate and by the asv
+    history's instruction-count benchmarks (asv_benchmarks/instructions.py).
+    """
+    prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
+              f"--toggle-collect={REGION}", f"--dump-after={REGION}", f"--callgrind-out-file={out_file}"]
+    out = run_worker(["--count", str(calls), "--instrument", *specs], prefix)
+    dumps = sorted(out_file.parent.glob(out_file.name + ".*"), key=lambda p: int(p.suffix[1:]))
+    try:
+        if len(dumps) != len(out["counted"]):
+            raise GateError(f"callgrind wrote {len(dumps)} profiles for {len(out['counted'])} "
+                            f"benchmarks; is {REGION} a symbol valgrind can see in this Python?")
+        counts = {}
+        for spec, dump in zip(out["counted"], dumps, strict=True):
+            total = _callgrind_total(dump)
+            if total == 0:
+                raise GateError(f"callgrind counted nothing inside {REGION} for {_label(spec)}: "
+                                "this Python's libpython has no symbol table (a stripped build such as "
+                                "Debian's /usr/bin/python3); use a python.org, pyenv or setup-python build")
+            counts[spec] = total / calls
+        return counts
+    finally:
+        for path in [out_file, *dumps]:
+            path.unlink(missing_ok=True)
+
+
 class Side:
     """One commit: its worktree, its environment and its figures."""
 
@@ -151,22 +181,12 @@ class Side:
     def count(self, bench_dir: Path, specs: list[str], calls: int, tag: str) -> None:
         """One counted round: instructions per benchmark call, from callgrind (see gate_worker)."""
         out_file = self.root / f"callgrind-{self.name}-{tag}.out"
-        prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
-                  f"--toggle-collect={REGION}", f"--dump-after={REGION}", f"--callgrind-out-file={out_file}"]
-        out = self._worker(bench_dir, ["--count", str(calls), "--instrument", *specs], prefix)
-        dumps = sorted(out_file.parent.glob(out_file.name + ".*"), key=lambda p: int(p.suffix[1:]))
-        if len(dumps) != len(out["counted"]):
-            raise GateError(f"{self.name}: callgrind wrote {len(dumps)} profiles for {len(out['counted'])} "
-                            f"benchmarks; is {REGION} a symbol valgrind can see in this Python?")
-        for spec, dump in zip(out["counted"], dumps, strict=True):
-            total = _callgrind_total(dump)
-            if total == 0:
-                raise GateError(f"{self.name}: callgrind counted nothing inside {REGION} for {_label(spec)}: "
-                                "this Python's libpython has no symbol table (a stripped build such as "
-                                "Debian's /usr/bin/python3); use a python.org, pyenv or setup-python build")
-            self.rounds.setdefault(spec, []).append(total / calls)
-        for path in [out_file, *dumps]:
-            path.unlink(missing_ok=True)
+        try:
+            counts = count_instructions(lambda args, prefix: self._worker(bench_dir, args, prefix), specs, calls, out_file)
+        except GateError as exc:
+            raise GateError(f"{self.name}: {exc}") from None
+        for spec, per_call in counts.items():
+            self.rounds.setdefault(spec, []).append(per_call)
 
     def cleanup(self, repo: Path) -> None:
         subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(self.src)],
