@@ -17,7 +17,7 @@ enough and a small factor is safe. The gated loops never wait on anything real, 
 the work they execute. ``--counter cpu`` (the benchmark thread's CPU time) and ``--counter wall``
 time the calls instead, in interleaved rounds (BASE then HEAD, then HEAD then BASE, each side in a
 fresh process): on a shared machine whole processes run fast or slow, and a 20% slowdown was missed
-half the time at factor 1.10 (docs/benchmarks.md, "Calibration").
+half the time at factor 1.10 (docs/benchmarks.md, "Why instructions, not time").
 
 Exit status: 0 pass, 1 slower beyond the factor, 2 could not benchmark (bad revision, build or
 install failure, a benchmark erroring or missing on HEAD) -- never a pass.
