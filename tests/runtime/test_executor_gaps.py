@@ -206,3 +206,32 @@ async def test_skips_are_stored_per_iteration_and_node() -> None:
     assert events, "the workflow skips calls"
     assert backend.skip_keys == [(e.iteration, e.node) for e in events]
     assert len(set(backend.skip_keys)) == len(events)
+
+
+class _SkipStoreDown(cs.InMemoryStateBackend):
+    """A state backend that cannot store skips (a store that went away mid-run)."""
+
+    def put_skip(self, run_id: str, key: Any, reason: str) -> None:
+        raise ConnectionError("skip store down")
+
+
+@pytest.mark.asyncio
+async def test_a_skip_that_cannot_be_stored_fails_the_run_with_the_stores_error() -> None:
+    engine = cs.Engine(state_backend=_SkipStoreDown())
+    with pytest.raises(ConnectionError, match="skip store down"):
+        await engine.run(skip_loop(2))
+
+
+@cs.task(name="egap_hinted")
+def hinted(x: int) -> int:
+    exc = ValueError(f"bad {x}")
+    exc.add_note("hint from the task")
+    raise exc
+
+
+@pytest.mark.parametrize("hot", [True, False])
+@pytest.mark.asyncio
+async def test_a_failure_that_already_has_notes_still_names_its_task(hot: bool) -> None:
+    with pytest.raises(ValueError, match="bad 1") as info:
+        await cs.Engine(hot_plans=hot).run(pair(noop(0), hinted(1)))
+    assert info.value.__notes__ == ["hint from the task", "cascade: task 'egap_hinted' failed"]
