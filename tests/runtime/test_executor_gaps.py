@@ -235,3 +235,21 @@ async def test_a_failure_that_already_has_notes_still_names_its_task(hot: bool) 
     with pytest.raises(ValueError, match="bad 1") as info:
         await cs.Engine(hot_plans=hot).run(pair(noop(0), hinted(1)))
     assert info.value.__notes__ == ["hint from the task", "cascade: task 'egap_hinted' failed"]
+
+
+@cs.task(name="egap_late_key")
+async def late_key(k: int) -> int:
+    for _ in range(3):  # decide after the eagerly run branch below was skipped
+        await asyncio.sleep(0)
+    return k
+
+
+@pytest.mark.parametrize("hot", [True, False])
+@pytest.mark.asyncio
+async def test_a_route_to_a_branch_already_skipped_is_skipped_too(hot: bool) -> None:
+    branch = noop(1).run_if(noop(False))  # also an input of another call, so it runs before routing
+    router = cs.Router(late_key(0), {0: branch, 1: noop(2)})
+    async with asyncio.timeout(30):  # a guard against a hang, not a speed assertion
+        with pytest.raises(cs.DependencyMissingError) as info:
+            await cs.Engine(hot_plans=hot).run(pair(router, noop(5).after(branch)))
+    assert info.value.reason == "UpstreamSkipped_Data"
