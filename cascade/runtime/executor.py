@@ -54,7 +54,7 @@ from .events import (
     TaskRetrying,
     TaskSkipped,
 )
-from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, A_RESOLVE, MAP, ROUTER, Program, Step
+from .program import A_ALL, A_KW1, A_LIT, A_LIT_KW, A_ONE, A_RESOLVE, A_SEQ1, MAP, ROUTER, Program, Step
 from .remote import check_resources
 from .resources import setup_resource, teardown_all
 
@@ -582,6 +582,12 @@ class Scheduler:
         elif am == A_ALL:
             values = self.values
             args, kwargs = [values[d] for d in spec], {}
+        elif am == A_KW1:
+            args, kwargs = (), {spec[0]: self.values[spec[1]]}
+        elif am == A_SEQ1:
+            values = self.values
+            seq = [values[d] for d in spec[1]]
+            args, kwargs = (tuple(seq) if spec[0] else seq,), {}
         elif am == A_RESOLVE and (r := resolve_compiled(spec, self.objs[p], self.values)) is not None:
             args, kwargs = r
         else:

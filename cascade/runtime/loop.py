@@ -45,7 +45,21 @@ from .executor import (
     returned_awaitable,
     setup_cannot_suspend,
 )
-from .program import A_ALL, A_LIT, A_LIT_KW, A_ONE, A_RESOLVE, A_SUBS, OP_AWAIT_ONE, OP_MAP, Program
+from .program import (
+    A_ALL,
+    A_KW1,
+    A_LIT,
+    A_LIT_KW,
+    A_ONE,
+    A_RESOLVE,
+    A_SEQ1,
+    A_SUBS,
+    OP_AWAIT_KW1,
+    OP_AWAIT_ONE,
+    OP_AWAIT_SEQ1,
+    OP_MAP,
+    Program,
+)
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -175,6 +189,10 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                     coro: Any
                     if op == OP_AWAIT_ONE:  # a chain's step: every later step depends on it
                         v = await fn(values[spec])
+                    elif op == OP_AWAIT_KW1:
+                        v = await fn(**{spec[0]: values[spec[1]]})
+                    elif op == OP_AWAIT_SEQ1:
+                        v = await fn(tuple([values[d] for d in spec[1]]) if spec[0] else [values[d] for d in spec[1]])
                     else:
                         _, _, is_async, am, aspec, _, tail = spec
                         o = objs[k]
@@ -192,6 +210,11 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                             for i, d in aspec:
                                 args[i] = values[d]
                             kwargs = o[KWARGS]
+                        elif am == A_KW1:
+                            args, kwargs = (), {aspec[0]: values[aspec[1]]}
+                        elif am == A_SEQ1:
+                            seq = [values[d] for d in aspec[1]]
+                            args = (tuple(seq) if aspec[0] else seq,)
                         elif am == A_RESOLVE and (r := resolve_compiled(aspec, o, values)) is not None:
                             args, kwargs = r
                         else:

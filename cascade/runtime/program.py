@@ -38,10 +38,11 @@ __all__ = ["CALL", "MAP", "ROUTER", "Program", "Step", "compile_program"]
 CALL, MAP, ROUTER = 0, 1, 2
 
 # How the sequential walker builds a call's arguments (chosen once per template):
-A_LIT, A_LIT_KW, A_ONE, A_ALL, A_SUBS, A_GENERAL, A_MAP, A_RESOLVE = range(8)
-# What the sequential walker does per step: the chain step ``await fn(previous)``, a map gather, or
-# the general case (whose spec is the step's ``fast`` entry).
-OP_AWAIT_ONE, OP_MAP, OP_GENERAL = range(3)
+A_LIT, A_LIT_KW, A_ONE, A_ALL, A_SUBS, A_GENERAL, A_MAP, A_RESOLVE, A_KW1, A_SEQ1 = range(10)
+# What the sequential walker does per step: the chain step ``await fn(previous)`` (or its keyword
+# and one-list forms, ``await fn(x=previous)``, ``await fn([a, b])``), a map gather, or the general
+# case (whose spec is the step's ``fast`` entry).
+OP_AWAIT_ONE, OP_MAP, OP_GENERAL, OP_AWAIT_KW1, OP_AWAIT_SEQ1 = range(5)
 
 
 # Not ``frozen``: a frozen dataclass sets its 26 fields through ``object.__setattr__`` (~5 us per
@@ -333,6 +334,10 @@ def _walk_entry(fast: tuple[Any, ...], is_last: bool) -> tuple[Any, ...]:
         return (OP_MAP, None, spec, name, not is_last)
     if am == A_ONE and is_async and tail:
         return (OP_AWAIT_ONE, fn, spec, name, not is_last)
+    if am == A_KW1 and is_async and tail:
+        return (OP_AWAIT_KW1, fn, spec, name, not is_last)
+    if am == A_SEQ1 and is_async and tail:
+        return (OP_AWAIT_SEQ1, fn, spec, name, not is_last)
     return (OP_GENERAL, fn, fast, name, not is_last)
 
 
@@ -352,6 +357,15 @@ def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
         mode, spec = A_SUBS, st.subs
     elif st.mode == 2 and not st.injected and (spec := _resolution(obj, st.deps[:nd])) is not None:
         mode = A_RESOLVE  # lazy inputs by keyword or in flat containers: substitutions compiled
+        pos_ops, kw_ops, other_pos, other_kw = spec
+        if not other_pos and not other_kw:  # every argument holds lazy results only
+            if not pos_ops and len(kw_ops) == 1 and kw_ops[0][1] == 0:
+                mode, spec = A_KW1, (kw_ops[0][0], kw_ops[0][2])  # ``fn(x=previous)``
+            elif (not kw_ops and len(pos_ops) == 1 and pos_ops[0][1] in (1, 2)
+                  and len(pos_ops[0][2]) == len(obj[ARGS][0])):
+                # ``fn([a, b])``: one list or tuple, every item lazy (its shape fixes the length and
+                # which slots are lazy, so each bound iteration is the same)
+                mode, spec = A_SEQ1, (pos_ops[0][1] == 2, tuple(d for _, d in pos_ops[0][2]))
     else:
         mode, spec = A_GENERAL, None
     return (CALL, st.fn, st.is_async, mode, spec, st.name, st.tail_dependent)

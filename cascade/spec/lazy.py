@@ -83,11 +83,25 @@ def _scan_container(root: Any, deps: list[Any]) -> Any:
     shape: nothing downstream recurses over its depth.
     """
     if type(root) is not dict:
-        for item in root:  # the common case: a flat literal list or tuple
-            if type(item) not in _ATOMIC:
+        # The common cases: a flat list or tuple of literals, or of literals and lazy results (the
+        # shape is what the general walk below computes for it).
+        flat: list[Any] | None = None
+        found: list[Any] = []
+        for slot, item in enumerate(root):
+            t = type(item)
+            if t in _ATOMIC:
+                continue
+            if t is not LazyResult:
                 break
+            if flat is None:
+                flat = []
+            flat.append((slot, item[SHAPE]))
+            found.append(item)
         else:
-            return None
+            if flat is None:
+                return None
+            deps.extend(found)
+            return hash((type(root).__name__, len(root), tuple(flat)))
     on_path = {id(root)}
     # frame: [container, dict keys in canonical order or None, next index, (slot, shape) parts,
     #         its slot in the parent]
@@ -366,13 +380,24 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
         if t in _ATOMIC:
             h = hash((task.key, 1))
             return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
+        if t is list or t is tuple:  # ``step([a, b])``: the general loop's result, directly
+            inputs: list[Any] = []
+            try:
+                shape = _scan_container(a, inputs)
+            except Exception:  # described and named by the general loop below
+                shape = None
+            if shape is not None:
+                h = hash((hash((task.key, 0, shape)), 1))
+                return _tuple_new(LazyResult, (task, args, kwargs, tuple(inputs), len(inputs), h, 2, None, h))
     elif nargs == 0 and len(kwargs) == 1:
         # ``step(x=previous)`` or ``step(x=literal)``: the general loop's result, directly
         ((name, a),) = kwargs.items()
-        names = (name,)
-        if (kw_key := (0, names)) not in task.sig_ok:
-            check_call(task, args, kwargs, kw_key)
+        # The pattern "no positional argument, this one keyword" is remembered under the bare name
+        # (the other patterns are ints and tuples): no key tuple to build per call.
+        if name not in task.sig_ok:
+            check_call(task, args, kwargs, name)
         t = type(a)
+        names = (name,)
         if t is LazyResult:
             h = hash((hash((task.key, name, a[SHAPE])), 0, names))
             return _tuple_new(LazyResult, (task, args, kwargs, (a,), 1, h, 2, None, h))
