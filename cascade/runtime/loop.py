@@ -192,7 +192,9 @@ async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
                     elif op == OP_AWAIT_KW1:
                         v = await fn(**{spec[0]: values[spec[1]]})
                     elif op == OP_AWAIT_SEQ1:
-                        v = await fn(tuple([values[d] for d in spec[1]]) if spec[0] else [values[d] for d in spec[1]])
+                        as_tuple, ds = spec
+                        seq = [values[ds[0]]] if len(ds) == 1 else [values[d] for d in ds]
+                        v = await fn(tuple(seq) if as_tuple else seq)
                     else:
                         _, _, is_async, am, aspec, _, tail = spec
                         o = objs[k]

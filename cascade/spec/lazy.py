@@ -381,12 +381,18 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
             h = hash((task.key, 1))
             return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
         if t is list or t is tuple:  # ``step([a, b])``: the general loop's result, directly
+            if len(a) == 1 and type(item := a[0]) is LazyResult:  # ``step([previous])``
+                h = hash((hash((task.key, 0, hash((t.__name__, 1, ((0, item[SHAPE]),))))), 1))
+                return _tuple_new(LazyResult, (task, args, kwargs, (item,), 1, h, 2, None, h))
             inputs: list[Any] = []
             try:
                 shape = _scan_container(a, inputs)
             except Exception:  # described and named by the general loop below
-                shape = None
-            if shape is not None:
+                pass
+            else:
+                if shape is None:  # a plain literal container: like an atomic literal
+                    h = hash((task.key, 1))
+                    return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
                 h = hash((hash((task.key, 0, shape)), 1))
                 return _tuple_new(LazyResult, (task, args, kwargs, tuple(inputs), len(inputs), h, 2, None, h))
     elif nargs == 0 and len(kwargs) == 1:
