@@ -253,3 +253,15 @@ async def test_a_route_to_a_branch_already_skipped_is_skipped_too(hot: bool) -> 
         with pytest.raises(cs.DependencyMissingError) as info:
             await cs.Engine(hot_plans=hot).run(pair(router, noop(5).after(branch)))
     assert info.value.reason == "UpstreamSkipped_Data"
+
+
+@pytest.mark.parametrize("hot", [True, False])
+@pytest.mark.asyncio
+async def test_a_chosen_route_starts_its_dormant_inputs_once_they_are_ready(hot: bool) -> None:
+    # The chosen branch has two inputs: one the target needs anyway, one only the route needs. Both
+    # must run, and the branch only after both.
+    shared = noop(1)
+    branch = pair(noop(2), shared)
+    router = cs.Router(late_key(0), {0: branch, 1: noop(3)})
+    async with asyncio.timeout(30):  # a guard against a hang, not a speed assertion
+        assert await cs.Engine(hot_plans=hot).run(pair(router, shared)) == ((2, 1), 1)
