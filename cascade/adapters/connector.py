@@ -250,12 +250,16 @@ class InMemoryConnector:
             raise ValueError(f"InMemoryConnector(max_pending=...) must be an int >= 1, got {max_pending!r}")
         self.max_pending = max_pending
         self.connected = True
-        # exact topic -> its subscriptions (a dict as an ordered set: O(1) removal)
-        self._exact: dict[str, dict[InMemorySubscription, None]] = {}
+        # exact topic -> its subscribers in subscription order (a dict as an ordered set: O(1)
+        # removal): subscriptions, and ``cs.recv`` listeners (an :class:`_Inbox` future each: no
+        # subscription object per listen). Every entry has ``_deliver(message)``. The commonest
+        # topic, an inbox with one listening ``cs.recv``, holds a 1-tuple of it instead of a set.
+        self._exact: dict[str, Any] = {}
         self._wild: dict[InMemorySubscription, None] = {}
+        self._wild_listeners: dict[asyncio.Future[Any], InMemorySubscription] = {}  # cs.recv on a filter
         # Emptied per-topic sets, reused: an inbox that cs.recv subscribes to and leaves on every
         # iteration then allocates no dict per listen (fewer young objects for the GC to traverse).
-        self._spare: list[dict[InMemorySubscription, None]] = []
+        self._spare: list[dict[Any, None]] = []
         self._retained: dict[str, Any] = {}
 
     async def connect(self) -> None:
@@ -265,7 +269,13 @@ class InMemoryConnector:
     async def disconnect(self) -> None:
         """End every subscription (their queued messages are dropped, running handlers cancelled)."""
         self.connected = False
-        for sub in [s for subs in self._exact.values() for s in subs] + list(self._wild):
+        for topic, subs in list(self._exact.items()):
+            for sub in list(subs):
+                if type(sub) is InMemorySubscription:
+                    sub._close()
+                else:  # a cs.recv listener: it no longer hears anything (it still times out)
+                    self._unlisten_exact(topic, sub)
+        for sub in list(self._wild):
             sub._close()
 
     async def publish(self, topic: str, payload: Any, retain: bool = False) -> None:
@@ -287,13 +297,7 @@ class InMemoryConnector:
                 self._retained[topic] = payload
         exact = self._exact.get(topic)
         if exact is not None:
-            msg = _message(Message, (topic, payload, False))
-            if len(exact) == 1:  # the common case (an inbox): no copy of the set
-                next(iter(exact))._deliver(msg)
-            else:
-                for sub in tuple(exact):
-                    if sub.active:
-                        sub._deliver(msg)
+            _deliver_all(exact, topic, payload)
         if self._wild:
             levels = topic.split("/")
             msg = _message(Message, (topic, payload, False))
@@ -311,20 +315,8 @@ class InMemoryConnector:
                 self.publish_nowait(topic, payload, retain)
                 continue
             exact = exact_subs.get(topic)
-            if exact is None:
-                continue
-            msg = _message(Message, (topic, payload, False))
-            if len(exact) == 1:
-                sub = next(iter(exact))
-                fut = sub._future
-                if fut is None:
-                    sub._deliver(msg)
-                elif not fut.done():
-                    fut.set_result(msg)
-            else:
-                for sub in tuple(exact):
-                    if sub.active:
-                        sub._deliver(msg)
+            if exact is not None:
+                _deliver_all(exact, topic, payload)
 
     async def subscribe(self, topic: str, handler: Handler, *, max_pending: int | None = None
                         ) -> InMemorySubscription:
@@ -342,9 +334,60 @@ class InMemoryConnector:
             raise TypeError(f"subscribe({topic!r}, handler): handler must be callable, got {handler!r}")
         return self._add(topic, handler, _is_async(handler), max_pending, None)
 
+    def _listen(self, topic: str) -> asyncio.Future[Any]:
+        """A one-shot listener for ``cs.recv``: a future the first message to the filter ``topic``
+        completes (a matching retained message at once); later ones are ignored until
+        :meth:`_unlisten`. On an exact topic the future itself is the subscriber."""
+        fut = _Inbox(loop=asyncio.get_running_loop())
+        if type(topic) is not str or not topic or "+" in topic or "#" in topic:
+            # validates; a wildcard listens as a subscription
+            self._wild_listeners[fut] = self._add(topic, None, False, None, fut)
+            return fut
+        exact = self._exact
+        subs = exact.get(topic)
+        if subs is None:
+            exact[topic] = (fut,)
+        else:
+            if type(subs) is tuple:
+                subs = exact[topic] = self._as_set(subs)
+            subs[fut] = None
+        if self._retained:
+            payload = self._retained.get(topic)
+            if payload is not None:
+                fut.set_result(Message(topic, payload, True))
+        return fut
+
+    def _unlisten(self, topic: str, fut: asyncio.Future[Any]) -> None:
+        """End a :meth:`_listen` (idempotent)."""
+        sub = self._wild_listeners.pop(fut, None) if self._wild_listeners else None
+        if sub is not None:
+            sub._close()
+        else:
+            self._unlisten_exact(topic, fut)
+
+    def _unlisten_exact(self, topic: str, fut: Any) -> None:
+        subs = self._exact.get(topic)
+        if type(subs) is tuple:
+            if subs[0] is fut:
+                del self._exact[topic]
+        elif subs is not None:
+            subs.pop(fut, None)
+            if not subs:
+                self._drop(topic, subs)
+
+    def _as_set(self, one: tuple[Any]) -> dict[Any, None]:
+        subs = self._spare.pop() if self._spare else {}
+        subs[one[0]] = None
+        return subs
+
+    def _drop(self, topic: str, subs: dict[Any, None]) -> None:
+        del self._exact[topic]
+        if len(self._spare) < _SPARE:
+            self._spare.append(subs)
+
     def _subscribe_future(self, topic: str, fut: asyncio.Future[Any]) -> InMemorySubscription:
-        """A one-shot subscription for ``cs.recv``: the first matching message completes ``fut``
-        (later ones are ignored until it unsubscribes). No handler call, no closure."""
+        """A one-shot subscription: the first matching message completes ``fut`` (later ones are
+        ignored until it unsubscribes). No handler call, no closure."""
         return self._add(topic, None, False, None, fut)
 
     def _add(self, topic: str, handler: Any, is_async: bool, max_pending: int | None,
@@ -360,6 +403,8 @@ class InMemoryConnector:
             subs = self._exact.get(topic)
             if subs is None:
                 subs = self._exact[topic] = self._spare.pop() if self._spare else {}
+            elif type(subs) is tuple:  # the inbox of a listening cs.recv
+                subs = self._exact[topic] = self._as_set(subs)
             subs[sub] = None
             if self._retained:
                 payload = self._retained.get(topic)
@@ -377,20 +422,50 @@ class InMemoryConnector:
     def _remove(self, sub: InMemorySubscription) -> None:
         if sub._levels is None:
             subs = self._exact.get(sub.topic)
-            if subs is not None:
+            if type(subs) is dict:
                 subs.pop(sub, None)
                 if not subs:
-                    del self._exact[sub.topic]
-                    if len(self._spare) < _SPARE:
-                        self._spare.append(subs)
+                    self._drop(sub.topic, subs)
         else:
             self._wild.pop(sub, None)
 
     @property
     def subscription_count(self) -> int:
-        """How many subscriptions are active (exact and wildcard)."""
+        """How many subscriptions are active (exact and wildcard; a listening ``cs.recv`` is one)."""
         return sum(len(s) for s in self._exact.values()) + len(self._wild)
 
     def retained(self, topic: str) -> Any:
         """The payload retained on ``topic``, or ``None``."""
         return self._retained.get(topic)
+
+
+
+class _Inbox(asyncio.Future[Any]):
+    """The future of a listening ``cs.recv``, itself the subscriber of its exact topic: the first
+    message completes it, later ones are ignored (until the listener leaves)."""
+
+    __slots__ = ()
+
+    def _deliver(self, msg: Message) -> None:
+        if not self.done():
+            self.set_result(msg)
+
+
+def _deliver_all(subs: Any, topic: str, payload: Any) -> None:
+    """Deliver a message to one exact topic's subscribers in subscription order (over a copy: a
+    handler may subscribe or unsubscribe); a listening ``cs.recv`` takes the first message it gets."""
+    if len(subs) == 1:  # the common case (an inbox): no copy of the set
+        sub = next(iter(subs))
+        if type(sub) is _Inbox:
+            if not sub.done():  # no message object for a listener that already has one
+                sub.set_result(_message(Message, (topic, payload, False)))
+        elif sub.active:
+            sub._deliver(_message(Message, (topic, payload, False)))
+        return
+    msg = _message(Message, (topic, payload, False))
+    for sub in tuple(subs):
+        if type(sub) is _Inbox:
+            if not sub.done():
+                sub.set_result(msg)
+        elif sub.active:
+            sub._deliver(msg)

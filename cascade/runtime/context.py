@@ -2,43 +2,75 @@
 
 Runs on a shared engine never see each other's context; the engine keeps only what is meant to be
 shared (compiled programs, constraints, the bus, counters).
+
+A run pays only for what it uses: its id text is made the first time something reads it (an
+event, a state backend), its run-scope resources live in the context itself (no scope object;
+teardown bookkeeping only once a generator resource is opened), and the context refers to no
+function of its own (no closure per run, and no reference cycle: a finished run's context is freed
+at once, without the cyclic collector).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+import itertools
+import os
+from typing import TYPE_CHECKING, Any, Awaitable
 
-from .constraints import ConstraintManager
-from .events import MessageBus
 from .resources import ResourceScope
-from .state import StateBackend
 
 if TYPE_CHECKING:
-    from ..spec.resource import Resource
+    from .engine import Engine
 
 __all__ = ["RunContext"]
 
+_run_numbers = itertools.count(1)
+_pid = os.getpid()
 
-class RunContext:
-    """Per-run state: id, params, run-scope resources, the iteration counter."""
+
+class RunContext(ResourceScope):
+    """Per-run state: id, params, run-scope resources (a :class:`ResourceScope`: the context is
+    its own scope, ``ctx.resources is ctx``), the iteration counter.
+
+    ``bus``, ``constraints``, ``resources_registry``, ``state`` and ``thread_executor`` are the
+    engine's, copied here for the executors' direct reads.
+    """
 
     __slots__ = (
-        "run_id", "params", "bus", "constraints", "resources", "resources_registry", "state",
-        "iteration", "evaluate", "thread_executor",
+        "engine", "_run_id", "params", "bus", "constraints", "resources_registry", "state",
+        "iteration", "thread_executor",
     )
 
-    def __init__(self, run_id: str, params: dict[str, Any], bus: MessageBus,
-                 constraints: ConstraintManager, registry: dict[str, Resource],
-                 state: StateBackend | None, thread_executor: Executor | None,
-                 evaluate: Callable[[Any, RunContext], Awaitable[Any]]) -> None:
-        self.run_id = run_id
+    def __init__(self, engine: Engine, params: dict[str, Any]) -> None:
+        self.engine = engine
+        self._run_id: str | None = None
         self.params = params
-        self.bus = bus
-        self.constraints = constraints
-        self.resources_registry = registry
-        self.resources = ResourceScope(registry, run_id, bus)
-        self.state = state
+        self.bus = engine.bus
+        self.constraints = engine.constraints
+        self.resources_registry = engine._resources
+        self.state = engine.state_backend
         self.iteration = 0
-        self.thread_executor = thread_executor
-        self.evaluate: Callable[[Any], Awaitable[Any]] = lambda target: evaluate(target, self)
+        self.thread_executor = engine.executor
+        self.values = {}
+        self._gens = None
+        self._lock = None
+
+    @property
+    def run_id(self) -> str:  # type: ignore[override]
+        """``run-<pid>-<n>``: unique per run in this process (``n`` numbers the process's runs in the
+        order their ids were first needed)."""
+        run_id = self._run_id
+        if run_id is None:
+            run_id = self._run_id = f"run-{_pid}-{next(_run_numbers)}"
+        return run_id
+
+    @property
+    def resources(self) -> ResourceScope:
+        """The run's run-scope resources: the context itself."""
+        return self
+
+    def evaluate(self, target: Any) -> Awaitable[Any]:
+        """The tail-call loop for a lazy result returned by a non-target call of this run."""
+        return drive(self.engine, target, None, self)
+
+
+from .loop import drive  # noqa: E402  (loop's types import this module's only when type checking)

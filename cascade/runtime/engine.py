@@ -15,9 +15,7 @@ finished iteration is kept). Each iteration takes one of two paths:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import os
 import weakref
 from collections import OrderedDict
 from concurrent.futures import Executor
@@ -43,8 +41,6 @@ from .stats import EngineStats
 __all__ = ["Engine", "run"]
 
 _log = logging.getLogger("cascade.engine")
-_run_ids = itertools.count(1)
-_pid = os.getpid()
 
 # A recursion whose template was new this many iterations in a row never reaches a hot plan.
 _CHANGING_STREAK = 3
@@ -140,60 +136,57 @@ class Engine:
         return len(self._plans)
 
     # -- running ----------------------------------------------------------------------------------
-    async def run(self, target: Any, params: Mapping[str, Any] | None = None) -> Any:
-        """Run ``target`` to its final value (following tail calls) and return it.
+    # ``await engine.run(target, params=None)``: the run's coroutine is the tail-call loop itself
+    # (see :func:`cascade.runtime.loop.drive`, which documents what it returns and raises).
+    run = drive
 
-        Raises the task's own exception when a task fails (after its retries),
-        :class:`cascade.DependencyMissingError` when the target was skipped, ``TypeError`` when
-        ``target`` is not a lazy result, :class:`cascade.ParamError` for a missing param,
-        :class:`cascade.ResourceError` for a resource that is unknown, in a cycle or injected
-        across scopes. A failing resource teardown never replaces the run's own exception (it is
-        attached to it: ``__notes__`` and ``cascade_teardown_errors``); it is raised only when
-        nothing else failed.
-        """
-        if not isinstance(target, (LazyResult, MappedLazyResult)):
+    def _start_run(self, target: Any, params: Mapping[str, Any] | None) -> RunContext:
+        """A new run's context, after checking ``run``'s arguments; publishes ``RunStarted``."""
+        if type(target) is not LazyResult and not isinstance(target, (LazyResult, MappedLazyResult)):
             raise TypeError(
                 f"run() needs a lazy result (call a task to get one), got {type(target).__name__} {target!r}"
             )
         if params is not None and not isinstance(params, Mapping):
             raise TypeError(f"run(params=...) must be a mapping, got {type(params).__name__}")
-        run_id = f"run-{_pid}-{next(_run_ids)}"
-        given: dict[str, Any] = _ReadParams(params) if params else {}
-        ctx = RunContext(run_id, given, self.bus, self.constraints, self._resources,
-                         self.state_backend, self.executor, self._evaluate)
+        ctx = RunContext(self, _ReadParams(params) if params else _NO_PARAMS)
         if self.bus.active:
-            name = getattr(target, "task").name
-            self.bus.publish(RunStarted(run_id, name))
-        status, error = "Succeeded", None
-        failure: BaseException | None = None
+            self.bus.publish(RunStarted(ctx.run_id, getattr(target, "task").name))
+        return ctx
+
+    def _check_params_read(self, ctx: RunContext, task: Any) -> None:
+        """CS-W003 when the run of ``task`` succeeded without reading some of its params."""
+        given = ctx.params
+        if given.unread:  # type: ignore[attr-defined]
+            self._warn_unread_params(given, ctx, task.name)
+
+    async def _close_run(self, ctx: RunContext, failure: BaseException | None) -> None:
+        """The end of a run that opened run-scope resources: tear them down (teardown errors are
+        attached to the run's own exception ``failure``, raised only if there is none), then
+        :meth:`_end_run`."""
+        status, error = _outcome(failure)
         try:
-            value = await drive(self, target, ctx)  # not via _evaluate: one coroutine frame less per run
-            if given and given.unread:  # type: ignore[attr-defined]
-                self._warn_unread_params(given, ctx, target.task.name)
-            return value
-        except asyncio.CancelledError as exc:
-            status, failure = "Cancelled", exc
+            await ctx.close(failure)
+        except asyncio.CancelledError:
+            status, error = "Cancelled", None
             raise
         except BaseException as exc:
-            status, error, failure = "Failed", repr(exc), exc
+            status, error = "Failed", repr(exc)
             raise
         finally:
-            try:
-                # Teardown errors are attached to the run's own exception; raised only if none.
-                await ctx.resources.close(failure)
-            except asyncio.CancelledError:
-                status, error = "Cancelled", None
-                raise
-            except BaseException as exc:
-                status, error = "Failed", repr(exc)
-                raise
-            finally:
-                try:
-                    if self.state_backend is not None:
-                        self._clear_state(run_id, failure)
-                finally:
-                    if self.bus.active:
-                        self.bus.publish(RunFinished(run_id, status, error))
+            self._end_run(ctx, failure, status, error)
+
+    def _end_run(self, ctx: RunContext, failure: BaseException | None, status: str | None = None,
+                 error: str | None = None) -> None:
+        """Drop the run's state and publish ``RunFinished`` (``failure``: the run's own exception,
+        which keeps precedence over a state backend's; ``status``/``error`` default to its outcome)."""
+        try:
+            if self.state_backend is not None:
+                self._clear_state(ctx.run_id, failure)
+        finally:
+            if self.bus.active:
+                if status is None:
+                    status, error = _outcome(failure)
+                self.bus.publish(RunFinished(ctx.run_id, status, error))
 
     def _clear_state(self, run_id: str, failure: BaseException | None) -> None:
         """Drop the run's state. A backend that cannot fails a run that succeeded; after a failed
@@ -206,10 +199,6 @@ class Engine:
             if failure is None:
                 raise
             failure.add_note(f"the state backend could not clear run {run_id}: {exc!r}")
-
-    async def _evaluate(self, target: Any, ctx: RunContext) -> Any:
-        """The tail-call loop of one run (also used for a lazy result returned by a non-target node)."""
-        return await drive(self, target, ctx)
 
     def _shape_watch(self) -> _ShapeWatch:
         return _ShapeWatch(self)
@@ -305,6 +294,18 @@ class Engine:
         _log.warning(message)
         if self.bus.active:
             self.bus.publish(StaticAnalysisWarning(ctx.run_id, "CS-W001", task.name, message))
+
+
+def _outcome(failure: BaseException | None) -> tuple[str, str | None]:
+    """``RunFinished``'s status and error for a run that ended with ``failure`` (``None``: none)."""
+    if failure is None:
+        return "Succeeded", None
+    if isinstance(failure, asyncio.CancelledError):
+        return "Cancelled", None
+    return "Failed", repr(failure)
+
+
+_NO_PARAMS: dict[str, Any] = {}  # the params of every run given none (nothing writes to a run's params)
 
 
 class _ReadParams(dict[str, Any]):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import DependencyMissingError
 from ..spec.lazy import ARGS, KWARGS, SHAPE, TASK, LazyResult, MappedLazyResult
@@ -72,210 +72,265 @@ FAIRNESS_SLICE = 0.001  # seconds of uninterrupted work before the loop yields
 _FAIRNESS_MASK = 63  # check the clock every 64 iterations
 
 
-async def drive(engine: Engine, target: Any, ctx: RunContext) -> Any:
-    """Evaluate ``target`` to a final value, following tail calls (see the module docstring)."""
+async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = None,
+                ctx: RunContext | None = None) -> Any:
+    """Run ``target`` to its final value (following tail calls) and return it.
+
+    This is :meth:`cascade.Engine.run` (``engine.run(target, params)``): the run's coroutine is
+    the tail-call loop itself, so a run costs one coroutine frame. With ``ctx`` it evaluates a lazy
+    result returned by a non-target call of that run instead (no run of its own).
+
+    Raises the task's own exception when a task fails (after its retries),
+    :class:`cascade.DependencyMissingError` when the target was skipped, ``TypeError`` when
+    ``target`` is not a lazy result, :class:`cascade.ParamError` for a missing param,
+    :class:`cascade.ResourceError` for a resource that is unknown, in a cycle or injected
+    across scopes. A failing resource teardown never replaces the run's own exception (it is
+    attached to it: ``__notes__`` and ``cascade_teardown_errors``); it is raised only when
+    nothing else failed.
+    """
+    top = ctx is None
+    if ctx is None:
+        ctx = engine._start_run(target, params)  # checks the arguments; RunStarted
+    # CS-W003 names the target's task; the first iteration's objects are freed once the loop moves on
+    root = target.task if top and ctx.params else None
+    current = target
+    del target
     stats = engine.stats
     hot = engine.hot_plans
     cm = ctx.constraints
     event_bus = ctx.bus
     state = ctx.state
-    current = target
     tick = 0
     last_yield = perf_counter()
-    watch = engine._shape_watch()
+    watch: Any = None  # the CS-W001 detector, made on the first miss
+    ready: tuple[str, ...] = ()  # run-scope resources known to be set up (they stay until the run ends)
+    failure: BaseException | None = None  # what ended the run (for its teardowns and RunFinished)
     # A loop repeating its template reuses the previous iteration's program without a cache lookup:
     # programs are immutable and ``bind`` still verifies the new iteration node by node.
     prev_shape: int | None = None
     prev_prog: Program | None = None
-    while True:
-        ctx.iteration += 1
-        iteration = ctx.iteration
-        shape = current[SHAPE] if type(current) is LazyResult else current._shape
-        prog = None
-        objs: list[Any] | None = None
-        if hot:
-            if shape == prev_shape:
-                prog = prev_prog
-                assert prog is not None
-                if prog.single:
-                    if type(current) is not LazyResult or current[TASK] is not prog.steps[0].task:
-                        prog = None  # a shape-hash collision
-                else:
-                    objs = bind(prog, current) if not prog.bind_by_graph else engine._bind_by_graph(prog, current)
-                    if objs is None:
-                        prog = None
-            if prog is None:
-                prog, objs = engine._lookup(shape, current)
-        if prog is not None:
-            stats.hot_plan_hits += 1
-            full = False
-            watch.streak = 0
-        else:
+    try:
+        while True:
+            ctx.iteration += 1
+            iteration = ctx.iteration
+            shape = current[SHAPE] if type(current) is LazyResult else current._shape
+            prog = None
+            objs: list[Any] | None = None
             if hot:
-                stats.hot_plan_misses += 1
-            prog, objs = engine._compile(current, ctx)
-            # Only the slow engine runs every call with full governance; a hot engine runs a
-            # program it just compiled as it will run it on every later hit (the two are equal:
-            # the property suite compares hot and slow engines event by event).
-            full = not hot
-            watch.miss(current, ctx)
-        if hot:
-            prev_shape, prev_prog = shape, prog
-        if prog.checks_inputs:
-            for marker in prog.params:
-                marker.resolve(ctx.params)  # raises ParamError before any task of it runs
-            for env in prog.envs:
-                env.resolve()
-        if state is not None and iteration > 1:
-            state.clear(ctx.run_id)  # a finished iteration's state is not needed again
-
-        # The first iteration of a run that injects run-scope resources sets them up: in place in
-        # the walker when that cannot suspend (right before the step, as the governed path does).
-        setup = bool(prog.run_resources) and missing_run_resources(ctx, prog.run_resources)
-        if (not prog.simple or full or state is not None or (prog.single and (cm.gating or setup))
-                or (setup and not setup_cannot_suspend(ctx, prog.run_resources))):
-            value, reason = await Scheduler(prog, objs or [current], ctx, full, iteration).run()
-        elif prog.single:
-            # -- one step, no inputs: the iteration is one call ----------------------------------
-            _, fn, is_async, am, _, name, _ = prog.fast[0]
-            if am == A_LIT:
-                args, kwargs = current[ARGS], None
-            elif am == A_LIT_KW:
-                args, kwargs = current[ARGS], current[KWARGS]
-            else:
-                args, kwargs = resolve_args(prog.steps[0], current, [], ctx, None)
-            bus = event_bus if event_bus.active else None
-            if bus is not None:
-                bus.publish(TaskExecutionStarted(ctx.run_id, name, 0, iteration))
-            try:
-                if is_async:
-                    value = await (fn(*args, **kwargs) if kwargs else fn(*args))
-                else:
-                    value = fn(*args, **kwargs) if kwargs else fn(*args)
-                    if returned_awaitable(value):
-                        value = await value
-            except BaseException as exc:
-                note_failure(exc, prog.steps, 0)
-                if bus is not None:
-                    bus.publish(TaskExecutionFinished(ctx.run_id, name, 0, iteration, "Failed", repr(exc)))
-                raise
-            if bus is not None:
-                bus.publish(TaskExecutionFinished(ctx.run_id, name, 0, iteration))
-            reason = None
-        else:
-            # -- the sequential walker -----------------------------------------------------------
-            assert objs is not None
-            walk = prog.walk
-            n = len(walk)
-            last = n - 1
-            values: list[Any] = [None] * n
-            bus = event_bus if event_bus.active else None
-            handover = None
-            for k in range(n):
-                if cm.gating:
-                    handover = Scheduler(prog, objs, ctx, False, iteration, values, k)
-                    break
-                if setup:
-                    needs = prog.steps[k].run_resources
-                    if needs and missing_run_resources(ctx, needs):
-                        await ctx.resources.ensure(needs)  # sync generators: never suspends
-                op, fn, spec, name, notlast = walk[k]
-                if op == OP_MAP:
-                    values[k] = [values[d] for d in spec]
-                    continue
-                if bus is not None:
-                    bus.publish(TaskExecutionStarted(ctx.run_id, name, k, iteration))
-                try:
-                    coro: Any
-                    if op == OP_AWAIT_ONE:  # a chain's step: every later step depends on it
-                        v = await fn(values[spec])
-                    elif op == OP_AWAIT_KW1:
-                        v = await fn(**{spec[0]: values[spec[1]]})
-                    elif op == OP_AWAIT_SEQ1:
-                        as_tuple, ds = spec
-                        seq = [values[ds[0]]] if len(ds) == 1 else [values[d] for d in ds]
-                        v = await fn(tuple(seq) if as_tuple else seq)
+                if shape == prev_shape:
+                    prog = prev_prog
+                    assert prog is not None
+                    if prog.single:
+                        if type(current) is not LazyResult or current[TASK] is not prog.steps[0].task:
+                            prog = None  # a shape-hash collision
                     else:
-                        _, _, is_async, am, aspec, _, tail = spec
-                        o = objs[k]
-                        kwargs = None
-                        if am == A_ONE:
-                            args = (values[aspec],)
-                        elif am == A_LIT:
-                            args = o[ARGS]
-                        elif am == A_ALL:
-                            args = [values[d] for d in aspec]
-                        elif am == A_LIT_KW:
-                            args, kwargs = o[ARGS], o[KWARGS]
-                        elif am == A_SUBS:
-                            args = list(o[ARGS])
-                            for i, d in aspec:
-                                args[i] = values[d]
-                            kwargs = o[KWARGS]
-                        elif am == A_KW1:
-                            args, kwargs = (), {aspec[0]: values[aspec[1]]}
-                        elif am == A_SEQ1:
-                            seq = [values[d] for d in aspec[1]]
-                            args = (tuple(seq) if aspec[0] else seq,)
-                        elif am == A_RESOLVE and (r := resolve_compiled(aspec, o, values)) is not None:
-                            args, kwargs = r
-                        else:
-                            args, kwargs = resolve_args(prog.steps[k], o, values, ctx, None)
-                        if not is_async:
-                            v = fn(*args, **kwargs) if kwargs else fn(*args)
-                            # a sync task that returned an awaitable: driven like an async step
-                            coro = awaited(v) if type(v) not in NOT_AWAITABLE and returned_awaitable(v) else None
-                        else:
-                            coro = fn(*args, **kwargs) if kwargs else fn(*args)
-                        if coro is None:
-                            pass
-                        elif tail:
-                            v = await coro
-                        else:
-                            suspended, v = advance(coro)
-                            if suspended:
-                                handover = Scheduler(prog, objs, ctx, False, iteration, values, k, (coro, v))
-                                break
-                    if notlast and type(v) in _LAZY_TYPES:
-                        coro = ctx.evaluate(v)  # a non-target call returned a lazy result
-                        if prog.steps[k].tail_dependent:
-                            v = await coro
-                        else:
-                            suspended, v = advance(coro)
-                            if suspended:
-                                handover = Scheduler(prog, objs, ctx, False, iteration, values, k, (coro, v))
-                                break
+                        objs = bind(prog, current) if not prog.bind_by_graph else engine._bind_by_graph(prog, current)
+                        if objs is None:
+                            prog = None
+                if prog is None:
+                    prog, objs = engine._lookup(shape, current)
+            if prog is not None:
+                stats.hot_plan_hits += 1
+                full = False
+                if watch is not None:
+                    watch.streak = 0
+            else:
+                if hot:
+                    stats.hot_plan_misses += 1
+                prog, objs = engine._compile(current, ctx)
+                # Only the slow engine runs every call with full governance; a hot engine runs a
+                # program it just compiled as it will run it on every later hit (the two are equal:
+                # the property suite compares hot and slow engines event by event).
+                full = not hot
+                if watch is None:
+                    watch = engine._shape_watch()
+                watch.miss(current, ctx)
+            if hot:
+                prev_shape, prev_prog = shape, prog
+            if prog.checks_inputs:
+                _check_inputs(prog, ctx)  # raises ParamError before any task of it runs
+            if state is not None and iteration > 1:
+                state.clear(ctx.run_id)  # a finished iteration's state is not needed again
+
+            # The first iteration of a run that injects run-scope resources sets them up: in place in
+            # the walker when that cannot suspend (right before the step, as the governed path does).
+            run_res = prog.run_resources
+            setup = False
+            if run_res and run_res is not ready:
+                setup = missing_run_resources(ctx, run_res)
+                if not setup:
+                    ready = run_res
+            if (not prog.simple or full or state is not None or (prog.single and (cm.gating or setup))
+                    or (setup and not setup_cannot_suspend(ctx, run_res))):
+                value, reason = await Scheduler(prog, objs or [current], ctx, full, iteration).run()
+            elif prog.single:
+                # -- one step, no inputs: the iteration is one call ----------------------------------
+                _, fn, is_async, am, _, name, _ = prog.fast[0]
+                if am == A_LIT:
+                    args, kwargs = current[ARGS], None
+                elif am == A_LIT_KW:
+                    args, kwargs = current[ARGS], current[KWARGS]
+                else:
+                    args, kwargs = resolve_args(prog.steps[0], current, [], ctx, None)
+                bus = event_bus if event_bus.active else None
+                if bus is not None:
+                    bus.publish(TaskExecutionStarted(ctx.run_id, name, 0, iteration))
+                try:
+                    if is_async:
+                        value = await (fn(*args, **kwargs) if kwargs else fn(*args))
+                    else:
+                        value = fn(*args, **kwargs) if kwargs else fn(*args)
+                        if returned_awaitable(value):
+                            value = await value
                 except BaseException as exc:
-                    note_failure(exc, prog.steps, k)
+                    note_failure(exc, prog.steps, 0)
                     if bus is not None:
-                        bus.publish(TaskExecutionFinished(ctx.run_id, name, k, iteration, "Failed", repr(exc)))
+                        bus.publish(TaskExecutionFinished(ctx.run_id, name, 0, iteration, "Failed", repr(exc)))
                     raise
                 if bus is not None:
-                    bus.publish(TaskExecutionFinished(ctx.run_id, name, k, iteration))
-                values[k] = v
-            if handover is None:
-                value, reason = values[last], None
+                    bus.publish(TaskExecutionFinished(ctx.run_id, name, 0, iteration))
+                reason = None
             else:
-                value, reason = await handover.run()
-            del values
+                # -- the sequential walker -----------------------------------------------------------
+                assert objs is not None
+                walk = prog.walk
+                n = len(walk)
+                values: list[Any] = [None] * n
+                bus = event_bus if event_bus.active else None
+                handover = None
+                for k in range(n):
+                    if cm.gating:
+                        handover = Scheduler(prog, objs, ctx, False, iteration, values, k)
+                        break
+                    if setup:
+                        needs = prog.steps[k].run_resources
+                        if needs and missing_run_resources(ctx, needs):
+                            if ctx.busy():  # another call of this run is setting some up
+                                await ctx.ensure(needs)
+                            else:
+                                ctx.ensure_now(needs)  # sync generators and constants: in place
+                    op, fn, spec, name, notlast = walk[k]
+                    if op == OP_MAP:
+                        values[k] = [values[d] for d in spec]
+                        continue
+                    if bus is not None:
+                        bus.publish(TaskExecutionStarted(ctx.run_id, name, k, iteration))
+                    try:
+                        coro: Any
+                        if op == OP_AWAIT_ONE:  # a chain's step: every later step depends on it
+                            v = await fn(values[spec])
+                        elif op == OP_AWAIT_KW1:
+                            v = await fn(**{spec[0]: values[spec[1]]})
+                        elif op == OP_AWAIT_SEQ1:
+                            seq = [values[spec[1][0]]] if len(spec[1]) == 1 else [values[d] for d in spec[1]]
+                            v = await fn(tuple(seq) if spec[0] else seq)
+                        else:
+                            _, _, is_async, am, aspec, _, tail = spec
+                            o = objs[k]
+                            kwargs = None
+                            if am == A_ONE:
+                                args = (values[aspec],)
+                            elif am == A_LIT:
+                                args = o[ARGS]
+                            elif am == A_ALL:
+                                args = [values[d] for d in aspec]
+                            elif am == A_LIT_KW:
+                                args, kwargs = o[ARGS], o[KWARGS]
+                            elif am == A_SUBS:
+                                args = list(o[ARGS])
+                                for i, d in aspec:
+                                    args[i] = values[d]
+                                kwargs = o[KWARGS]
+                            elif am == A_KW1:
+                                args, kwargs = (), {aspec[0]: values[aspec[1]]}
+                            elif am == A_SEQ1:
+                                seq = [values[d] for d in aspec[1]]
+                                args = (tuple(seq) if aspec[0] else seq,)
+                            elif am == A_RESOLVE and (r := resolve_compiled(aspec, o, values)) is not None:
+                                args, kwargs = r
+                            elif (st := prog.steps[k]).mode == 0 and st.injected:
+                                # literal arguments and run-scope resources (set up above): what
+                                # resolve_args gives, without its general walk
+                                args, kwargs = o[ARGS], dict(o[KWARGS])
+                                for param, res in st.injected:
+                                    kwargs[param] = ctx.values[res]
+                            else:
+                                args, kwargs = resolve_args(st, o, values, ctx, None)
+                            if not is_async:
+                                v = fn(*args, **kwargs) if kwargs else fn(*args)
+                                # a sync task that returned an awaitable: driven like an async step
+                                coro = awaited(v) if type(v) not in NOT_AWAITABLE and returned_awaitable(v) else None
+                            else:
+                                coro = fn(*args, **kwargs) if kwargs else fn(*args)
+                            if coro is None:
+                                pass
+                            elif tail:
+                                args = kwargs = None  # not kept alive while the call waits
+                                v = await coro
+                            else:
+                                suspended, v = advance(coro)
+                                if suspended:
+                                    handover = Scheduler(prog, objs, ctx, False, iteration, values, k, (coro, v))
+                                    break
+                        if notlast and type(v) in _LAZY_TYPES:
+                            coro = ctx.evaluate(v)  # a non-target call returned a lazy result
+                            if prog.steps[k].tail_dependent:
+                                v = await coro
+                            else:
+                                suspended, v = advance(coro)
+                                if suspended:
+                                    handover = Scheduler(prog, objs, ctx, False, iteration, values, k, (coro, v))
+                                    break
+                    except BaseException as exc:
+                        note_failure(exc, prog.steps, k)
+                        if bus is not None:
+                            bus.publish(TaskExecutionFinished(ctx.run_id, name, k, iteration, "Failed", repr(exc)))
+                        raise
+                    if bus is not None:
+                        bus.publish(TaskExecutionFinished(ctx.run_id, name, k, iteration))
+                    values[k] = v
+                if handover is None:
+                    value, reason = values[n - 1], None
+                else:
+                    value, reason = await handover.run()
+                del values
 
-        if reason is not None:
-            if reason == "UpstreamSkipped_Sequence":
-                return None
-            name = getattr(getattr(current, "task", None), "name", "target")
-            raise DependencyMissingError(
-                f"the target {name!r} produced no value: it was skipped ({reason})", reason
-            )
-        t = type(value)
-        if t is LazyResult or t is MappedLazyResult:
-            stats.tail_calls += 1
-            current = value
-            del value, objs
-            tick += 1
-            if not tick & _FAIRNESS_MASK:
-                now = perf_counter()
-                if now - last_yield > FAIRNESS_SLICE:
-                    await asyncio.sleep(0)  # let other runs progress (the loop may never suspend)
-                    last_yield = perf_counter()
-            continue
+            if reason is not None:
+                if reason == "UpstreamSkipped_Sequence":
+                    value = None
+                    break
+                name = getattr(getattr(current, "task", None), "name", "target")
+                raise DependencyMissingError(
+                    f"the target {name!r} produced no value: it was skipped ({reason})", reason
+                )
+            if type(value) in _LAZY_TYPES:
+                stats.tail_calls += 1
+                current = value
+                del value, objs
+                tick += 1
+                if not tick & _FAIRNESS_MASK:
+                    if perf_counter() - last_yield > FAIRNESS_SLICE:
+                        await asyncio.sleep(0)  # let other runs progress (the loop may never suspend)
+                        last_yield = perf_counter()
+                continue
+            break
+        if root is not None:
+            engine._check_params_read(ctx, root)  # CS-W003
         return value
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        if top:
+            if ctx._gens or ctx.values and event_bus.active:  # ctx.must_close(), inline
+                await engine._close_run(ctx, failure)  # teardowns, then as below
+            elif engine.state_backend is not None or event_bus.active:
+                engine._end_run(ctx, failure)  # state cleared, RunFinished
+
+
+def _check_inputs(prog: Program, ctx: RunContext) -> None:
+    """Resolve the program's params and envs: a missing one raises before any task of it runs."""
+    for marker in prog.params:
+        marker.resolve(ctx.params)
+    for env in prog.envs:
+        env.resolve()

@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..errors import ResourceError
 from ..spec.resource import Resource
 from .events import MessageBus, ResourceAcquired, ResourceReleased
 
 __all__ = [
-    "TEARDOWN_ERRORS", "ResourceScope", "dependency_order", "setup_resource", "teardown_all",
-    "teardown_resource",
+    "CONSTANT", "TEARDOWN_ERRORS", "ResourceScope", "constant_resource", "dependency_order",
+    "setup_resource", "teardown_all", "teardown_resource",
 ]
 
 _log = logging.getLogger("cascade.resources")
@@ -116,16 +116,22 @@ async def teardown_resource(res: Resource, gen: Any) -> None:
     raise ResourceError(f"resource {res.name!r} yielded more than once")
 
 
-async def teardown_all(opened: list[tuple[Resource, Any]], scope: str, primary: BaseException | None,
+async def teardown_all(opened: list[Any], scope: str, primary: BaseException | None,
                        run_id: str, bus: MessageBus | None) -> None:
-    """Tear down every ``(resource, generator)`` in ``opened``, last first, emptying the list.
+    """Tear down every ``(resource, generator)`` in ``opened``, last first, emptying the list (a
+    bare name in it is a constant resource's: only its release is published).
 
     Every teardown runs whatever the others do. ``primary`` is the exception already propagating
     (``None`` if none); see the module docstring for what happens to teardown errors.
     """
     errors: list[tuple[str, BaseException]] = []
     while opened:
-        res, gen = opened.pop()
+        item = opened.pop()
+        if type(item) is str:  # the name of a constant resource (ResourceScope): nothing to undo
+            if bus is not None and bus.active:
+                bus.publish(ResourceReleased(run_id, item, scope))
+            continue
+        res, gen = item
         try:
             await teardown_resource(res, gen)
         except BaseException as exc:  # keep tearing the others down
@@ -170,16 +176,58 @@ def _note(exc: BaseException, note: str) -> None:
         pass
 
 
-class ResourceScope:
-    """The run-scope resources of one run, opened on demand and closed in reverse order."""
+# Attribute of a run-scope resource's function marking it *constant*: calling the attribute's value
+# gives the resource's value; nothing is opened and there is nothing to tear down (see
+# :func:`constant_resource`).
+CONSTANT = "__cascade_constant__"
 
-    def __init__(self, registry: dict[str, Resource], run_id: str, bus: MessageBus) -> None:
-        self._registry = registry
-        self._run_id = run_id
-        self._bus = bus
+
+def constant_resource(name: str, value: Callable[[], Any]) -> Resource:
+    """A run-scope resource whose value is ``value()`` (something that outlives the run, such as
+    the engine's connector).
+
+    It is an ordinary generator resource (yield the value, no cleanup) for every code path; a run's
+    :class:`ResourceScope` recognises it and keeps no generator and no teardown for it, while
+    publishing the same ``ResourceAcquired``/``ResourceReleased`` events at the same points.
+    """
+
+    def provide() -> Any:
+        yield value()
+
+    setattr(provide, CONSTANT, value)
+    provide.__name__ = provide.__qualname__ = name.replace(".", "_")
+    return Resource(name, provide, "run")
+
+
+class ResourceScope:
+    """The run-scope resources of one run, opened on demand and closed in reverse order: the part
+    of a run's :class:`~cascade.runtime.context.RunContext` that holds them (it is mixed in there,
+    so a run costs no object of its own for it), reading the context's ``bus``, ``run_id`` and
+    ``resources_registry``.
+
+    ``values``: name -> value of every resource set up so far, in the order they were set up.
+    Generator resources also keep their generator for the teardown; a constant one
+    (:func:`constant_resource`) keeps nothing, but its release is still published.
+    """
+
+    __slots__ = ("values", "_gens", "_lock")
+    bus: MessageBus
+    run_id: str
+    resources_registry: dict[str, Resource]
+
+    def __init__(self) -> None:
         self.values: dict[str, Any] = {}
-        self._open: list[tuple[Resource, Any]] = []
+        self._gens: dict[str, tuple[Resource, Any]] | None = None  # name -> (resource, generator)
         self._lock: asyncio.Lock | None = None
+
+    def busy(self) -> bool:
+        """Whether another call of this run is setting resources up right now."""
+        lock = self._lock
+        return lock is not None and lock.locked()
+
+    def must_close(self) -> bool:
+        """Whether :meth:`close` has anything to do: a teardown, or a release to publish."""
+        return bool(self._gens) or bool(self.values) and self.bus.active
 
     async def ensure(self, names: tuple[str, ...]) -> None:
         """Set up the run-scope resources ``names`` that are not set up yet, in the given order
@@ -193,15 +241,56 @@ class ResourceScope:
             for name in missing:
                 if name in self.values:
                     continue
-                res = self._registry[name]
+                res = self.resources_registry[name]
+                if getattr(res.fn, CONSTANT, None) is not None:
+                    self._constant(name, res)
+                    continue
                 gen, value = await setup_resource(res, self.values)
-                self._open.append((res, gen))
+                self._opened(name, res, gen)
                 self.values[name] = value
-                if self._bus.active:
-                    self._bus.publish(ResourceAcquired(self._run_id, name, "run"))
+                self._acquired(name)
+
+    def ensure_now(self, names: tuple[str, ...]) -> None:
+        """:meth:`ensure` for resources that are all sync generators or constant, while no other
+        call of the run sets any up (``not busy()``): nothing here can suspend, so no lock is
+        needed (the sequential walker sets such resources up in place)."""
+        values = self.values
+        for name in names:
+            if name in values:
+                continue
+            res = self.resources_registry[name]
+            if getattr(res.fn, CONSTANT, None) is not None:
+                self._constant(name, res)
+                continue
+            kwargs = {param: values[dep] for param, dep in res.injected} if res.injected else {}
+            gen = res.fn(**kwargs)
+            try:
+                value = next(gen)
+            except StopIteration:
+                raise ResourceError(f"resource {res.name!r} finished without yielding a value") from None
+            self._opened(name, res, gen)
+            values[name] = value
+            self._acquired(name)
+
+    def _opened(self, name: str, res: Resource, gen: Any) -> None:
+        gens = self._gens
+        if gens is None:
+            gens = self._gens = {}
+        gens[name] = (res, gen)
+
+    def _constant(self, name: str, res: Resource) -> None:
+        self.values[name] = getattr(res.fn, CONSTANT)()
+        self._acquired(name)
+
+    def _acquired(self, name: str) -> None:
+        if self.bus.active:
+            self.bus.publish(ResourceAcquired(self.run_id, name, "run"))
 
     async def close(self, primary: BaseException | None = None) -> None:
         """Tear everything down, last opened first. ``primary``: the run's own exception, if it
         failed or was cancelled; teardown errors are attached to it, else the first one is raised."""
+        gens = self._gens or {}
+        opened: list[Any] = [gens.get(name, name) for name in self.values]  # a bare name: a constant
         self.values.clear()
-        await teardown_all(self._open, "run", primary, self._run_id, self._bus)
+        self._gens = None
+        await teardown_all(opened, "run", primary, self.run_id, self.bus)

@@ -15,6 +15,7 @@ import contextvars
 from typing import TYPE_CHECKING, Any
 
 from ..adapters.connector import InMemoryConnector, validate_filter
+from ..runtime.resources import constant_resource
 from .lazy import LazyResult
 from .markers import Marker, inject
 from .resource import Resource
@@ -49,12 +50,9 @@ TIMED_OUT: Any = _TimedOut()
 
 
 def connector_resource(engine: Engine) -> Resource:
-    """The run-scope resource that hands ``engine.connector`` to messaging tasks."""
-
-    def connector() -> Any:
-        yield engine.connector  # the connector's lifetime is the engine's, not the run's
-
-    return Resource(CONNECTOR_RESOURCE, connector, "run")
+    """The run-scope resource that hands ``engine.connector`` to messaging tasks: a constant one
+    (the connector's lifetime is the engine's, not the run's), so a run keeps no generator for it."""
+    return constant_resource(CONNECTOR_RESOURCE, lambda: engine.connector)
 
 
 def _check_seconds(where: str, value: Any, none_ok: bool) -> None:
@@ -93,19 +91,37 @@ async def _recv(topic: str, timeout: float | None = None,
                 connector: Any = _CONNECTOR) -> Any:
     if type(topic) is not str or not topic:
         _check_topic("cs.recv(topic)", topic, True)
-    _check_seconds("cs.recv(timeout)", timeout, True)
+    if type(timeout) is not float or not timeout >= 0.0:
+        _check_seconds("cs.recv(timeout)", timeout, True)
+    if type(connector) is not InMemoryConnector:
+        return await _recv_from(connector, topic, timeout)
+    # The engine's default connector: a future of its own is the listener (nothing to await to
+    # subscribe or to leave, no subscription object for an exact topic).
+    fut = connector._listen(topic)
+    try:
+        if fut.done():  # a retained message, delivered on subscribe
+            return fut.result()
+        if timeout is None:
+            return await fut
+        timer = fut.get_loop().call_later(timeout, _expire, fut, context=_EXPIRE_CONTEXT)
+        try:
+            return await fut
+        finally:
+            timer.cancel()
+    finally:  # on a message, on timeout and on cancellation alike
+        connector._unlisten(topic, fut)
+
+
+async def _recv_from(connector: Any, topic: str, timeout: float | None) -> Any:
+    """``cs.recv`` on any other connector: a subscription whose handler completes a future."""
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[Any] = loop.create_future()
-    # The engine's default connector completes the future itself and never waits to (un)subscribe.
-    direct = type(connector) is InMemoryConnector
-    if direct:
-        sub = connector._subscribe_future(topic, fut)
-    else:
-        def deliver(message: Any) -> None:
-            if not fut.done():
-                fut.set_result(message)
 
-        sub = await connector.subscribe(topic, deliver)
+    def deliver(message: Any) -> None:
+        if not fut.done():
+            fut.set_result(message)
+
+    sub = await connector.subscribe(topic, deliver)
     try:
         if fut.done():  # a retained message, delivered on subscribe
             return fut.result()
@@ -117,10 +133,7 @@ async def _recv(topic: str, timeout: float | None = None,
         finally:
             timer.cancel()
     finally:  # on a message, on timeout and on cancellation alike
-        if direct:
-            sub._close()
-        else:
-            await sub.unsubscribe()
+        await sub.unsubscribe()
 
 
 @task(name="cs.publish")
@@ -176,13 +189,16 @@ def recv(topic: Any, timeout: Any = None) -> LazyResult:
     ``recv`` is listening are not kept (use ``retain=True`` for state that late listeners need).
     Raises ``ValueError`` for an empty or malformed topic, or a negative timeout.
     """
-    if _literal(topic):
-        _check_topic("cs.recv(topic)", topic, True)
-        if "+" in topic or "#" in topic:
-            validate_filter(topic)
-    if _literal(timeout):
+    if type(topic) is not str or not topic or "+" in topic or "#" in topic:  # the common case first
+        if _literal(topic):
+            _check_topic("cs.recv(topic)", topic, True)
+            if "+" in topic or "#" in topic:
+                validate_filter(topic)
+    if timeout is None:
+        return _recv(topic)
+    if (type(timeout) is not float or not timeout >= 0.0) and _literal(timeout):
         _check_seconds("cs.recv(timeout)", timeout, True)
-    return _recv(topic, timeout) if timeout is not None else _recv(topic)
+    return _recv(topic, timeout)
 
 
 def publish(topic: Any, payload: Any, retain: bool = False) -> LazyResult:
