@@ -308,15 +308,23 @@ class InMemoryConnector:
     def _publish_each(self, topics: Any, payload: Any, retain: bool) -> None:
         """:meth:`publish_nowait` to each of ``topics`` in order (``cs.publish`` to a list), with
         the common case inline: an exact topic whose one subscriber is a ``cs.recv``."""
+        if retain or self._wild:
+            for topic in topics:
+                self.publish_nowait(topic, payload, retain)
+            return
         exact_subs = self._exact
         for topic in topics:
-            if (retain or self._wild or type(topic) is not str or not topic or "+" in topic
-                    or "#" in topic):
-                self.publish_nowait(topic, payload, retain)
+            if type(topic) is not str or not topic or "+" in topic or "#" in topic:
+                self.publish_nowait(topic, payload, retain)  # raises
                 continue
-            exact = exact_subs.get(topic)
-            if exact is not None:
-                _deliver_all(exact, topic, payload)
+            subs = exact_subs.get(topic)
+            if subs is None:
+                continue
+            if type(subs) is tuple and type(fut := subs[0]) is _Inbox:  # one listening cs.recv
+                if not fut.done():
+                    fut.set_result(_message(Message, (topic, payload, False)))
+                continue
+            _deliver_all(subs, topic, payload)
 
     async def subscribe(self, topic: str, handler: Handler, *, max_pending: int | None = None
                         ) -> InMemorySubscription:

@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any, Awaitable
 from .resources import ResourceScope
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+    from ..spec.resource import Resource
     from .engine import Engine
 
 __all__ = ["RunContext"]
@@ -31,14 +34,12 @@ class RunContext(ResourceScope):
     """Per-run state: id, params, run-scope resources (a :class:`ResourceScope`: the context is
     its own scope, ``ctx.resources is ctx``), the iteration counter.
 
-    ``bus``, ``constraints``, ``resources_registry``, ``state`` and ``thread_executor`` are the
-    engine's, copied here for the executors' direct reads.
+    ``bus``, ``constraints`` and ``state`` (the engine's state backend) are copied here for the
+    executors' direct reads; ``resources_registry`` and ``thread_executor`` are read from the
+    engine (rarer paths: setting up a resource, an offloaded call).
     """
 
-    __slots__ = (
-        "engine", "_run_id", "params", "bus", "constraints", "resources_registry", "state",
-        "iteration", "thread_executor",
-    )
+    __slots__ = ("engine", "_run_id", "params", "bus", "constraints", "state", "iteration")
 
     def __init__(self, engine: Engine, params: dict[str, Any]) -> None:
         self.engine = engine
@@ -46,13 +47,21 @@ class RunContext(ResourceScope):
         self.params = params
         self.bus = engine.bus
         self.constraints = engine.constraints
-        self.resources_registry = engine._resources
         self.state = engine.state_backend
         self.iteration = 0
-        self.thread_executor = engine.executor
         self.values = {}
         self._gens = None
         self._lock = None
+
+    @property
+    def resources_registry(self) -> dict[str, Resource]:  # type: ignore[override]
+        """The engine's registered resources, by name."""
+        return self.engine._resources
+
+    @property
+    def thread_executor(self) -> Executor | None:
+        """The engine's executor for ``offload=True`` tasks (``None``: the loop's default)."""
+        return self.engine.executor
 
     @property
     def run_id(self) -> str:  # type: ignore[override]

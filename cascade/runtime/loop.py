@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 __all__ = ["drive"]
 
 _LAZY_TYPES = frozenset({LazyResult, MappedLazyResult})
+_RUN: Any = object()  # drive's ``params`` once it runs as a run of its own (not a nested evaluation)
 FAIRNESS_SLICE = 0.001  # seconds of uninterrupted work before the loop yields
 _FAIRNESS_MASK = 63  # check the clock every 64 iterations
 
@@ -88,11 +89,11 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
     attached to it: ``__notes__`` and ``cascade_teardown_errors``); it is raised only when
     nothing else failed.
     """
-    top = ctx is None
     if ctx is None:
         ctx = engine._start_run(target, params)  # checks the arguments; RunStarted
+        params = _RUN  # this coroutine is a run of its own (its end is handled below)
     # CS-W003 names the target's task; the first iteration's objects are freed once the loop moves on
-    root = target.task if top and ctx.params else None
+    root = target.task if params is _RUN and ctx.params else None
     current = target
     del target
     stats = engine.stats
@@ -105,10 +106,13 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
     watch: Any = None  # the CS-W001 detector, made on the first miss
     ready: tuple[str, ...] = ()  # run-scope resources known to be set up (they stay until the run ends)
     failure: BaseException | None = None  # what ended the run (for its teardowns and RunFinished)
-    # A loop repeating its template reuses the previous iteration's program without a cache lookup:
+    # A loop repeating its template (or alternating between two, as an agent that listens, then
+    # flashes) reuses the program of the previous or the one before without a cache lookup:
     # programs are immutable and ``bind`` still verifies the new iteration node by node.
     prev_shape: int | None = None
     prev_prog: Program | None = None
+    alt_shape: int | None = None
+    alt_prog: Program | None = None
     try:
         while True:
             ctx.iteration += 1
@@ -119,7 +123,9 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
             if hot:
                 if shape == prev_shape:
                     prog = prev_prog
-                    assert prog is not None
+                elif shape == alt_shape:
+                    prog = alt_prog
+                if prog is not None:
                     if prog.single:
                         if type(current) is not LazyResult or current[TASK] is not prog.steps[0].task:
                             prog = None  # a shape-hash collision
@@ -146,6 +152,8 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                     watch = engine._shape_watch()
                 watch.miss(current, ctx)
             if hot:
+                if shape != prev_shape:
+                    alt_shape, alt_prog = prev_shape, prev_prog
                 prev_shape, prev_prog = shape, prog
             if prog.checks_inputs:
                 _check_inputs(prog, ctx)  # raises ParamError before any task of it runs
@@ -156,7 +164,7 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
             # the walker when that cannot suspend (right before the step, as the governed path does).
             run_res = prog.run_resources
             setup = False
-            if run_res and run_res is not ready:
+            if run_res and run_res != ready:
                 setup = missing_run_resources(ctx, run_res)
                 if not setup:
                     ready = run_res
@@ -185,7 +193,7 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                 except BaseException as exc:
                     note_failure(exc, prog.steps, 0)
                     if bus is not None:
-                        bus.publish(TaskExecutionFinished(ctx.run_id, name, 0, iteration, "Failed", repr(exc)))
+                        _failed(bus, ctx.run_id, name, 0, iteration, exc)
                     raise
                 if bus is not None:
                     bus.publish(TaskExecutionFinished(ctx.run_id, name, 0, iteration))
@@ -211,7 +219,7 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                                 ctx.ensure_now(needs)  # sync generators and constants: in place
                     op, fn, spec, name, notlast = walk[k]
                     if op == OP_MAP:
-                        values[k] = [values[d] for d in spec]
+                        values[k] = list(map(values.__getitem__, spec))
                         continue
                     if bus is not None:
                         bus.publish(TaskExecutionStarted(ctx.run_id, name, k, iteration))
@@ -222,8 +230,7 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                         elif op == OP_AWAIT_KW1:
                             v = await fn(**{spec[0]: values[spec[1]]})
                         elif op == OP_AWAIT_SEQ1:
-                            seq = [values[spec[1][0]]] if len(spec[1]) == 1 else [values[d] for d in spec[1]]
-                            v = await fn(tuple(seq) if spec[0] else seq)
+                            v = await fn((tuple if spec[0] else list)(map(values.__getitem__, spec[1])))
                         else:
                             _, _, is_async, am, aspec, _, tail = spec
                             o = objs[k]
@@ -233,7 +240,7 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                             elif am == A_LIT:
                                 args = o[ARGS]
                             elif am == A_ALL:
-                                args = [values[d] for d in aspec]
+                                args = list(map(values.__getitem__, aspec))
                             elif am == A_LIT_KW:
                                 args, kwargs = o[ARGS], o[KWARGS]
                             elif am == A_SUBS:
@@ -244,16 +251,15 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                             elif am == A_KW1:
                                 args, kwargs = (), {aspec[0]: values[aspec[1]]}
                             elif am == A_SEQ1:
-                                seq = [values[d] for d in aspec[1]]
-                                args = (tuple(seq) if aspec[0] else seq,)
-                            elif am == A_RESOLVE and (r := resolve_compiled(aspec, o, values)) is not None:
-                                args, kwargs = r
+                                args = ((tuple if aspec[0] else list)(map(values.__getitem__, aspec[1])),)
+                            elif am == A_RESOLVE and (args := resolve_compiled(aspec, o, values)) is not None:
+                                args, kwargs = args
                             elif (st := prog.steps[k]).mode == 0 and st.injected:
                                 # literal arguments and run-scope resources (set up above): what
                                 # resolve_args gives, without its general walk
                                 args, kwargs = o[ARGS], dict(o[KWARGS])
-                                for param, res in st.injected:
-                                    kwargs[param] = ctx.values[res]
+                                for i, d in st.injected:  # (parameter, resource name)
+                                    kwargs[i] = ctx.values[d]
                             else:
                                 args, kwargs = resolve_args(st, o, values, ctx, None)
                             if not is_async:
@@ -270,7 +276,7 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                             else:
                                 suspended, v = advance(coro)
                                 if suspended:
-                                    handover = Scheduler(prog, objs, ctx, False, iteration, values, k, (coro, v))
+                                    handover = _take_over(prog, objs, ctx, iteration, values, k, coro, v)
                                     break
                         if notlast and type(v) in _LAZY_TYPES:
                             coro = ctx.evaluate(v)  # a non-target call returned a lazy result
@@ -279,12 +285,12 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                             else:
                                 suspended, v = advance(coro)
                                 if suspended:
-                                    handover = Scheduler(prog, objs, ctx, False, iteration, values, k, (coro, v))
+                                    handover = _take_over(prog, objs, ctx, iteration, values, k, coro, v)
                                     break
                     except BaseException as exc:
                         note_failure(exc, prog.steps, k)
                         if bus is not None:
-                            bus.publish(TaskExecutionFinished(ctx.run_id, name, k, iteration, "Failed", repr(exc)))
+                            _failed(bus, ctx.run_id, name, k, iteration, exc)
                         raise
                     if bus is not None:
                         bus.publish(TaskExecutionFinished(ctx.run_id, name, k, iteration))
@@ -321,7 +327,7 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
         failure = exc
         raise
     finally:
-        if top:
+        if params is _RUN:
             if ctx._gens or ctx.values and event_bus.active:  # ctx.must_close(), inline
                 await engine._close_run(ctx, failure)  # teardowns, then as below
             elif engine.state_backend is not None or event_bus.active:
@@ -334,3 +340,15 @@ def _check_inputs(prog: Program, ctx: RunContext) -> None:
         marker.resolve(ctx.params)
     for env in prog.envs:
         env.resolve()
+
+
+def _failed(bus: Any, run_id: str, name: str, k: int, iteration: int, exc: BaseException) -> None:
+    """Publish the failed ``TaskExecutionFinished`` of step ``k``."""
+    bus.publish(TaskExecutionFinished(run_id, name, k, iteration, "Failed", repr(exc)))
+
+
+def _take_over(prog: Program, objs: list[Any], ctx: RunContext, iteration: int, values: list[Any], k: int,
+               coro: Any, pending: Any) -> Scheduler:
+    """The scheduler that finishes an iteration from step ``k``, whose call ``coro`` suspended
+    (yielding ``pending``)."""
+    return Scheduler(prog, objs, ctx, False, iteration, values, k, (coro, pending))
