@@ -103,7 +103,8 @@ async def _recv(topic: str, timeout: float | None = None,
             return fut.result()
         if timeout is None:
             return await fut
-        timer = fut.get_loop().call_later(timeout, _expire, fut, context=_EXPIRE_CONTEXT)
+        loop = fut.get_loop()
+        timer = loop.call_at(loop.time() + timeout, _expire, fut, context=_EXPIRE_CONTEXT)  # call_later
         try:
             return await fut
         finally:
