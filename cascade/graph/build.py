@@ -118,28 +118,35 @@ def build_run_graph(target: Any) -> Graph:
     """
     if not isinstance(target, (LazyResult, MappedLazyResult)):
         raise TypeError(f"cannot build a graph from {type(target).__name__} {target!r}: expected a lazy result")
-    index_of: dict[int, int] = {}
+    index_of: dict[int, int] = {}  # id -> node index; -1 while the node's inputs are on the stack
     nodes: list[Node] = []
     stack: list[Any] = [target]
-    opened: set[int] = set()
+    get = index_of.get
     while stack:
         obj = stack[-1]
         oid = id(obj)
-        if oid in index_of:
+        seen = get(oid)
+        if seen is not None and seen >= 0:
             stack.pop()
             continue
         lazy = type(obj) is LazyResult
         obj_deps = obj[DEPS] if lazy else obj._deps
-        if obj_deps and oid not in opened:
-            opened.add(oid)
+        if obj_deps and seen is None:
+            index_of[oid] = -1
             for dep in reversed(obj_deps):
-                if id(dep) not in index_of:
+                d = get(id(dep))
+                if d is None or d < 0:
                     stack.append(dep)
             if stack[-1] is not obj:
                 continue
         stack.pop()
         index = len(nodes)
-        deps = tuple([index_of[id(d)] for d in obj_deps]) if obj_deps else ()
+        if not obj_deps:
+            deps: tuple[int, ...] = ()
+        elif len(obj_deps) == 1:
+            deps = (index_of[id(obj_deps[0])],)
+        else:
+            deps = tuple([index_of[id(d)] for d in obj_deps])
         if lazy:
             task = obj[TASK]
             if task.pure:
@@ -157,7 +164,10 @@ def build_run_graph(target: Any) -> Graph:
 
 def _plain_arguments(obj: LazyResult) -> bool:
     """Whether every argument is a plain literal or a lazy result (nothing to encode can fail)."""
-    for value in obj[ARGS]:
+    args = obj[ARGS]
+    if len(args) == 1 and not obj[KWARGS] and type(args[0]) is LazyResult:  # a chain's call
+        return True
+    for value in args:
         t = type(value)
         if t not in _PLAIN and t is not LazyResult:
             return False

@@ -10,6 +10,7 @@ same program with every check switched on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import FunctionType
 from typing import Any, Callable
 
 from ..errors import ResourceError
@@ -160,24 +161,31 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     envs: dict[str, Env] = {}
     run_res: dict[str, None] = {}
     no_capacity: list[tuple[Any, tuple[str, ...]]] = []
-    # One row per step, in ``Step`` field order; ``consumers`` (14) and ``tail_dependent`` (25)
-    # are filled in once every step is known.
-    rows: list[list[Any]] = []
+    # One step per node; ``consumers`` and ``tail_dependent`` are set once every step is known.
+    steps: list[Step] = []
     has_routers = False
+    pure_tasks: list[Any] = []
+    position = pos_of.__getitem__
     for p, node in enumerate(nodes):
         obj = node.obj
-        deps = tuple([pos_of[c] for c in node.deps])
-        inputs = deps if len(deps) < 2 else tuple(dict.fromkeys(deps))
+        cdeps = node.deps
+        deps: tuple[int, ...]
+        inputs: tuple[int, ...]
+        if len(cdeps) == 1:
+            deps = inputs = (pos_of[cdeps[0]],)
+        else:
+            deps = tuple(map(position, cdeps))
+            inputs = deps if len(deps) < 2 else tuple(dict.fromkeys(deps))
         kind = node.kind
         if kind == "map":
-            row: list[Any] = [p, MAP, node.name, None, None, False, 0, (), deps, len(deps), -1, (), (), inputs, None,
-                   None, False, None, False, (), False, (), (), (), None, None]
+            step = Step(p, MAP, node.name, None, None, False, 0, (), deps, len(deps), -1, (), (), inputs, (),
+                       None, False, None, False, (), False, (), (), (), None, False)
         elif kind == "router":
             has_routers = True
             routes = {key: deps[1 + i] for i, key in enumerate(obj.keys)}
             inputs = (deps[0],)
-            row = [p, ROUTER, node.name, None, None, False, 0, (), deps, 1, -1, (), (), inputs, None,
-                   routes, False, None, False, (), False, (), (), (), None, None]
+            step = Step(p, ROUTER, node.name, None, None, False, 0, (), deps, 1, -1, (), (), inputs, (),
+                       routes, False, None, False, (), False, (), (), (), None, False)
             for d in deps[1:]:
                 lst = consumers[d]
                 if lst is None:
@@ -191,15 +199,20 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
             nd = obj[NDATA]
             rem = remote(task) if remote is not None else None
             subs: tuple[tuple[int, int], ...] = ()
+            if task.pure:
+                pure_tasks.append(task)
             if mode == 1:
-                lazy_positions = [i for i, a in enumerate(obj[ARGS]) if type(a) is LazyResult]
-                subs = tuple(zip(lazy_positions, deps[:nd]))
+                if len(obj[ARGS]) == nd:  # every argument is a lazy result
+                    subs = ((0, deps[0]),) if nd == 1 else tuple(zip(range(nd), deps))
+                else:
+                    lazy_positions = [i for i, a in enumerate(obj[ARGS]) if type(a) is LazyResult]
+                    subs = tuple(zip(lazy_positions, deps[:nd]))
             if pol is None and mode != 2 and not task.injected and not task.offload and rem is None:
                 # the common call: no policy, marker or resource; nothing to check
-                row = [p, CALL, node.name, task, task.fn, task.is_async, mode, subs, deps, nd, -1, (), (),
-                       inputs, None, None, False, None, False, (), False, (), (), (), None, None]
+                step = Step(p, CALL, node.name, task, task.fn, task.is_async, mode, subs, deps, nd, -1, (), (),
+                           inputs, (), None, False, None, False, (), False, (), (), (), None, False)
             else:
-                row = _general_call(p, node, obj, task, pol or _NO_POLICIES, mode, nd, subs, deps, inputs,
+                step = _general_call(p, node, obj, task, pol or _NO_POLICIES, mode, nd, subs, deps, inputs,
                                     rem, pos_of, resources, capacities, params, envs, run_res, no_capacity)
         for d in inputs:
             lst = consumers[d]
@@ -207,11 +220,11 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
                 consumers[d] = [p]
             elif lst[-1] != p:
                 lst.append(p)
-        rows.append(row)
+        steps.append(step)
 
-    if (n == 1 and rows[0][1] == CALL and rows[0][16] is False and rows[0][10] < 0 and not params and not envs
+    if (n == 1 and steps[0].kind == CALL and not steps[0].governed and steps[0].cond < 0 and not params and not envs
             and not run_res and not no_capacity):
-        return _single_plain(rows[0], nodes[0], graph.template_id)
+        return _single_plain(steps[0], nodes[0], graph.template_id)
 
     # Which steps are needed before any Router decides: walk back from the target without crossing
     # route edges. The others wait until a Router picks them (reference counting by need). Without
@@ -224,48 +237,60 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
             if needed[p]:
                 continue
             needed[p] = True
-            stack.extend(rows[p][13])
+            stack.extend(steps[p].inputs)
     else:
         needed = [True] * n
 
     # tail_dependent: every later step is a descendant of this one (computed back to front).
     # A route edge is not a dependency (a Router waits only for the route it picks), so it does not
     # count here: awaiting a call inline must never hold back a Router's consumers.
-    desc_count = _descendant_counts(rows, n)
-    steps = []
-    for p, row in enumerate(rows):
+    desc_count = _descendant_counts(steps, n)
+    fast_entries = []
+    walk = []
+    waiting0 = []
+    ready0 = []
+    has_flow = has_routers
+    governed = False
+    calls_only = True
+    last = n - 1
+    for p, st in enumerate(steps):
         c = consumers[p]
-        row[14] = tuple(c) if c is not None else ()
-        row[25] = desc_count[p] == n - 1 - p
-        steps.append(Step(*row))
-    steps_t = tuple(steps)
-    has_flow = has_routers or any(s.cond >= 0 or s.seq for s in steps)
-    simple = not has_flow and not any(s.governed for s in steps)
-    fast = tuple([_fast_entry(s, nodes[s.pos].obj) for s in steps])
-    extract, shared = _extraction(nodes, pos_of, n)
-    pure_tasks = [nd.obj[TASK] for nd in nodes if nd.kind == "call" and nd.obj[TASK].pure]
+        if c is not None:
+            st.consumers = tuple(c)
+        st.tail_dependent = desc_count[p] == last - p
+        if st.cond >= 0 or st.seq:
+            has_flow = True
+        if st.governed:
+            governed = True
+        if st.kind != CALL:
+            calls_only = False
+        fast = _fast_entry(st, nodes[p].obj)
+        fast_entries.append(fast)
+        walk.append(_walk_entry(fast, p == last))
+        waiting0.append(len(st.inputs))
+        if not st.inputs and needed[p]:
+            ready0.append(p)
+    extract, shared = _extraction(steps, n)
     bind_by_graph = len(pure_tasks) != len(set(map(id, pure_tasks))) or graph.pure_merges > 0
     shapes = tuple([nd.obj._shape for nd in nodes])
     return Program(
-        steps=steps_t, fast=fast, walk=tuple([_walk_entry(f, p == n - 1) for p, f in enumerate(fast)]),
-        order=order, template_id=graph.template_id, shape=shapes[-1], simple=simple,
+        steps=tuple(steps), fast=tuple(fast_entries), walk=tuple(walk),
+        order=order, template_id=graph.template_id, shape=shapes[-1], simple=not has_flow and not governed,
         single=n == 1 and steps[0].kind == CALL,
-        calls_only=all(s.kind == CALL for s in steps), twins=_twins(shapes),
+        calls_only=calls_only, twins=_twins(shapes),
         has_routers=has_routers, needed=tuple(needed),
-        waiting0=tuple([len(s.inputs) for s in steps]),
-        ready0=tuple([s.pos for s in steps if not s.inputs and needed[s.pos]]), extract=extract, shared=shared,
+        waiting0=tuple(waiting0),
+        ready0=tuple(ready0), extract=extract, shared=shared,
         shapes=shapes, bind_by_graph=bind_by_graph,
         checks_inputs=bool(params or envs), params=tuple(params.values()), envs=tuple(envs.values()), run_resources=tuple(run_res),
         no_capacity=tuple(no_capacity),
     )
 
 
-def _single_plain(row: list[Any], node: Any, template_id: str) -> Program:
+def _single_plain(step: Step, node: Any, template_id: str) -> Program:
     """The program of a one-node graph whose call is not governed (the slow path of a one-call
     loop compiles one per iteration): what the general code computes, without its bookkeeping."""
-    row[14] = ()
-    row[25] = True
-    step = Step(*row)
+    step.tail_dependent = True
     obj = node.obj
     fast = _fast_entry(step, obj)
     shape = obj._shape
@@ -279,8 +304,8 @@ def _general_call(p: int, node: Any, obj: Any, task: Any, pol: Any, mode: int, n
                   subs: tuple[tuple[int, int], ...], deps: tuple[int, ...], inputs: tuple[int, ...], rem: Any,
                   pos_of: list[int], resources: dict[str, Resource], capacities: dict[str, float],
                   params: dict[str, Param], envs: dict[str, Env], run_res: dict[str, None],
-                  no_capacity: list[tuple[Any, tuple[str, ...]]]) -> list[Any]:
-    """The row of a call with a policy, markers, injected resources, offloading or a remote body."""
+                  no_capacity: list[tuple[Any, tuple[str, ...]]]) -> Step:
+    """The step of a call with a policy, markers, injected resources, offloading or a remote body."""
     cond = pos_of[node.cond] if node.cond is not None else -1
     inj_args = []
     for where, marker in _markers(obj) if mode == 2 else ():  # markers force mode 2
@@ -322,10 +347,10 @@ def _general_call(p: int, node: Any, obj: Any, task: Any, pol: Any, mode: int, n
     # which sets them up: see ``missing_run_resources``). Task scope opens one per call.
     governed = bool(pol.retry or pol.cache is not None or constraints or task.offload
                     or tasks or rem is not None)
-    return [p, CALL, node.name, task, task.fn, task.is_async, mode, subs, deps, nd, cond,
-            tuple(pos_of[c] for c in node.after), tuple(pos_of[c] for c in node.seq), inputs, None,
-            None, governed, pol.retry, pol.cache is not None, constraints, task.offload, runs, tasks,
-            injected, rem, None]
+    return Step(p, CALL, node.name, task, task.fn, task.is_async, mode, subs, deps, nd, cond,
+                tuple(pos_of[c] for c in node.after), tuple(pos_of[c] for c in node.seq), inputs, (),
+                None, governed, pol.retry, pol.cache is not None, constraints, task.offload, runs, tasks,
+                injected, rem, False)
 
 
 def _walk_entry(fast: tuple[Any, ...], is_last: bool) -> tuple[Any, ...]:
@@ -359,8 +384,12 @@ def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
         mode = A_RESOLVE  # lazy inputs by keyword or in flat containers: substitutions compiled
         pos_ops, kw_ops, other_pos, other_kw = spec
         if not other_pos and not other_kw:  # every argument holds lazy results only
-            if not pos_ops and len(kw_ops) == 1 and kw_ops[0][1] == 0:
-                mode, spec = A_KW1, (kw_ops[0][0], kw_ops[0][2])  # ``fn(x=previous)``
+            if not pos_ops and len(kw_ops) == 1 and kw_ops[0][1] == 0:  # ``fn(x=previous)``
+                name, dep = kw_ops[0][0], kw_ops[0][2]
+                if name == _first_parameter(st.fn):
+                    mode, spec = A_ONE, dep  # passed by position it binds the same: ``fn(previous)``
+                else:
+                    mode, spec = A_KW1, (name, dep)
             elif (not kw_ops and len(pos_ops) == 1 and pos_ops[0][1] in (1, 2)
                   and len(pos_ops[0][2]) == len(obj[ARGS][0])):
                 # ``fn([a, b])``: one list or tuple, every item lazy (its shape fixes the length and
@@ -369,6 +398,18 @@ def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
     else:
         mode, spec = A_GENERAL, None
     return (CALL, st.fn, st.is_async, mode, spec, st.name, st.tail_dependent)
+
+
+def _first_parameter(fn: Any) -> str | None:
+    """The name of ``fn``'s first parameter when a positional argument binds to it exactly as a
+    keyword does: ``fn`` is a plain Python function whose first parameter is positional-or-keyword
+    (anything else, a wrapper or a builtin included, gives ``None``)."""
+    if type(fn) is not FunctionType:
+        return None
+    code = fn.__code__
+    if code.co_argcount == 0 or code.co_posonlyargcount:
+        return None
+    return code.co_varnames[0]
 
 
 _LAZY_TYPES = (LazyResult, MappedLazyResult, Router)
@@ -430,6 +471,8 @@ def _arg_op(a: Any, it: Any) -> Any:
 
 
 def _twins(shapes: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    if len(set(shapes)) == len(shapes):
+        return ()
     by_shape: dict[int, list[int]] = {}
     for p, shape in enumerate(shapes):
         group = by_shape.get(shape)
@@ -442,15 +485,23 @@ def _twins(shapes: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(g) for g in by_shape.values() if len(g) > 1)
 
 
-def _descendant_counts(rows: list[list[Any]], n: int) -> list[int]:
-    """How many later steps depend on each step, through inputs (row field 13)."""
+def _descendant_counts(steps: list[Step], n: int) -> list[int]:
+    """How many later steps depend on each step, through their inputs."""
     if n == 1:
         return [0]
-    if n > 512:  # quadratic sets are not worth it for big graphs; only chains profit, and rarely
-        return [-1] * n
+    if n > 512:
+        # Quadratic sets are not worth it for big graphs. A step whose next step consumes it and is
+        # itself tail-dependent has every later step below it (a chain's steps, for instance): that
+        # rule finds no step that is not, so it is safe, and it costs one pass.
+        counts = [-1] * n
+        counts[n - 1] = 0
+        for p in range(n - 2, -1, -1):
+            if counts[p + 1] >= 0 and p in steps[p + 1].inputs:
+                counts[p] = n - 1 - p
+        return counts
     waiters: list[set[int]] = [set() for _ in range(n)]
-    for p, row in enumerate(rows):
-        for d in row[13]:
+    for p, st in enumerate(steps):
+        for d in st.inputs:
             waiters[d].add(p)
     counts = [0] * n
     desc: list[set[int]] = [set() for _ in range(n)]
@@ -462,20 +513,20 @@ def _descendant_counts(rows: list[list[Any]], n: int) -> list[int]:
     return counts
 
 
-def _extraction(nodes: list[Any], pos_of: list[int], n: int) -> tuple[Any, Any]:
+def _extraction(steps: list[Step], n: int) -> tuple[Any, Any]:
     """How the hot binder reaches every node's lazy object from the target, and which extra edges
-    it must check by identity so that sharing in the new iteration matches the template."""
+    it must check by identity so that sharing in the new iteration matches the template.
+
+    ``steps``: the steps in plan order (``deps``: the positions of each ``obj._deps``)."""
     if n == 1:
         return (), ()
-    parent: dict[int, tuple[int, int]] = {}
+    parent: list[Any] = [None] * n
     shared: list[tuple[int, int, int]] = []
     for p in range(n - 1, -1, -1):
-        for slot, dep_canon in enumerate(nodes[p].deps):
-            d = pos_of[dep_canon]
-            if d not in parent:
+        for slot, d in enumerate(steps[p].deps):
+            if parent[d] is None:
                 parent[d] = (p, slot)
             else:
                 shared.append((p, slot, d))
-    extract = tuple((p, parent[p][0], parent[p][1]) for p in range(n - 2, -1, -1))
+    extract = tuple([(d, *parent[d]) for d in range(n - 2, -1, -1)])
     return extract, tuple(shared)
-

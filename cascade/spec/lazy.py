@@ -382,7 +382,7 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
             return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
         if t is list or t is tuple:  # ``step([a, b])``: the general loop's result, directly
             if len(a) == 1 and type(item := a[0]) is LazyResult:  # ``step([previous])``
-                h = hash((hash((task.key, 0, hash((t.__name__, 1, ((0, item[SHAPE]),))))), 1))
+                h = hash((task.key, t, item[SHAPE]))  # its own formula: this call always comes here
                 return _tuple_new(LazyResult, (task, args, kwargs, (item,), 1, h, 2, None, h))
             inputs: list[Any] = []
             try:
@@ -396,19 +396,21 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
                 h = hash((hash((task.key, 0, shape)), 1))
                 return _tuple_new(LazyResult, (task, args, kwargs, tuple(inputs), len(inputs), h, 2, None, h))
     elif nargs == 0 and len(kwargs) == 1:
-        # ``step(x=previous)`` or ``step(x=literal)``: the general loop's result, directly
-        ((name, a),) = kwargs.items()
+        # ``step(x=previous)`` or ``step(x=literal)``. A lazy input by one keyword always comes
+        # here, so its shape formula is its own (one hash); a literal keeps the general loop's (a
+        # literal container goes there, and literals of any type share a template).
+        (name,) = kwargs
+        a = kwargs[name]
         # The pattern "no positional argument, this one keyword" is remembered under the bare name
         # (the other patterns are ints and tuples): no key tuple to build per call.
         if name not in task.sig_ok:
             check_call(task, args, kwargs, name)
         t = type(a)
-        names = (name,)
         if t is LazyResult:
-            h = hash((hash((task.key, name, a[SHAPE])), 0, names))
+            h = hash((task.key, name, a[SHAPE]))
             return _tuple_new(LazyResult, (task, args, kwargs, (a,), 1, h, 2, None, h))
         if t in _ATOMIC:
-            h = hash((task.key, 0, names))
+            h = hash((task.key, 0, (name,)))
             return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
     elif (key := (nargs, tuple(kwargs)) if kwargs else nargs) not in task.sig_ok:
         check_call(task, args, kwargs, key)

@@ -66,3 +66,38 @@ async def test_keyword_and_sequence_inputs_get_their_values_in_fresh_containers(
     engine = cs.Engine(hot_plans=hot)
     assert await engine.run(loop(8, ())) == expected(8)
     assert await engine.run(loop(3, ())) == expected(3)  # the plan again, from a new run
+
+
+@cs.task(name="argm_second")
+async def second_param(a: Any = "default", x: Any = None) -> Any:
+    return (a, x)
+
+
+@cs.task(name="argm_kwonly")
+async def keyword_only(*, x: Any) -> Any:
+    return ("kwonly", x)
+
+
+@cs.task(name="argm_first")
+def first_param(x: Any, y: Any = "y") -> Any:
+    return (x, y)
+
+
+@cs.task(name="argm_kw_loop")
+async def kw_loop(n: int, acc: Any) -> Any:
+    if n == 0:
+        return acc
+    a = second_param(x=first_param(x=n))  # x is not the first parameter: it must stay a keyword
+    b = keyword_only(x=a)  # keyword-only: it cannot be passed by position
+    c = first_param(x=b)  # the first parameter: by position or by keyword, the same binding
+    return kw_loop(n - 1, first_param(x=(acc, c)))
+
+
+@pytest.mark.parametrize("hot", [True, False])
+@pytest.mark.asyncio
+async def test_a_lazy_keyword_input_binds_to_its_own_parameter(hot: bool) -> None:
+    engine = cs.Engine(hot_plans=hot)
+    acc: Any = ()
+    for k in range(5, 0, -1):
+        acc = ((acc, (("kwonly", ("default", (k, "y"))), "y")), "y")
+    assert await engine.run(kw_loop(5, ())) == acc
