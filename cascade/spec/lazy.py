@@ -72,7 +72,17 @@ def _scan_leaf(value: Any, deps: list[Any]) -> Any:
         return getattr(value, "_shape")
     if isinstance(value, TaskBase):
         raise UncalledTaskError(value)
+    t = type(value)
+    if value.__class__ is t and len(_PLAIN_OBJECTS) < _PLAIN_OBJECTS_MAX:
+        _PLAIN_OBJECTS.add(t)  # its instances are plain too: calls skip scanning them
     return None
+
+
+# Types whose instances ``_scan_leaf`` found to be plain objects (not a marker, a lazy result or a
+# task): isinstance depends on the type alone, so ``new_lazy`` passes their instances like literals
+# (an agent's state object, passed on every iteration). Bounded: types can be made at run time.
+_PLAIN_OBJECTS: set[type] = set()
+_PLAIN_OBJECTS_MAX = 1024
 
 
 def _scan_container(root: Any, deps: list[Any]) -> Any:
@@ -430,7 +440,7 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
                 h = hash((h, i, a[SHAPE]))
                 if mode == 0:
                     mode = 1
-            elif t not in _ATOMIC:
+            elif t not in _ATOMIC and t not in _PLAIN_OBJECTS:
                 found: list[Any] = []
                 shape = _scan(a, found)
                 if shape is not None:
@@ -442,7 +452,7 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
             for k in sorted(kwargs):
                 a = kwargs[k]
                 t = type(a)
-                if t in _ATOMIC:
+                if t in _ATOMIC or t in _PLAIN_OBJECTS:
                     continue
                 if t is LazyResult:  # ``step(..., x=previous)``: what _scan would find, directly
                     if deps is None:
