@@ -214,11 +214,10 @@ class ResourceScope:
     bus: MessageBus
     run_id: str
     resources_registry: dict[str, Resource]
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self._gens: dict[str, tuple[Resource, Any]] | None = None  # name -> (resource, generator)
-        self._lock: asyncio.Lock | None = None
+    # Set by the class that mixes this in (RunContext's __init__): {}, None, None at the start.
+    values: dict[str, Any]
+    _gens: dict[str, tuple[Resource, Any]] | None  # name -> (resource, generator)
+    _lock: asyncio.Lock | None
 
     def busy(self) -> bool:
         """Whether another call of this run is setting resources up right now."""
