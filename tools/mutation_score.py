@@ -16,6 +16,20 @@ from collections import Counter
 KILLED = {"killed", "timeout", "caught by type check"}
 
 
+def by_module(status: dict[str, str]) -> list[tuple[str, int, int, int]]:
+    """(module, killed, checked, not killed) per mutated module, in name order: where the score
+    comes from. A mutant name is ``<module>.<x_function or xǁClassǁmethod>__mutmut_<n>``."""
+    rows: dict[str, list[int]] = {}
+    for name, state in status.items():
+        if state == "not checked":
+            continue
+        module = name.rsplit(".", 1)[0] if "ǁ" not in name else name.split(".xǁ", 1)[0]
+        row = rows.setdefault(module, [0, 0])
+        row[0] += state in KILLED
+        row[1] += 1
+    return [(m, k, c, c - k) for m, (k, c) in sorted(rows.items())]
+
+
 def main(globs: list[str]) -> int:
     out = subprocess.run(["mutmut", "results", "--all", "True"], check=True, capture_output=True, text=True).stdout
     status: dict[str, str] = {}
@@ -33,6 +47,9 @@ def main(globs: list[str]) -> int:
     print(f"\nnot killed ({len(survivors)}; `mutmut show <name>` prints a mutant's diff):")
     for name in survivors:
         print(f"    {name}: {status[name]}")
+    print("\nby module (killed / checked, not killed):")
+    for module, k, c, alive in by_module(status):
+        print(f"    {module:40} {k:5} / {c:<5} {100.0 * k / c:5.1f}%  {alive:4} not killed")
     score = 100.0 * killed / checked if checked else 0.0
     print(f"\nmutation score: {killed}/{checked} killed ({score:.1f}%)")
     return 0
