@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 import cascade as cs
-from cascade.graph.identity import encode_args, plain_call_texts
+from cascade.graph.identity import encode_args, encode_literal, plain_call_texts
 
 
 @cs.task
@@ -73,3 +75,19 @@ def test_argument_order_and_names_are_part_of_a_graphs_identity() -> None:
     assert first.structural_id != second.structural_id
     assert first.template_id != second.template_id
     assert cs.build_graph(anything(x=a, y=b)).structural_id != cs.build_graph(anything(x=b, y=a)).structural_id
+
+
+def test_literal_text_of_containers_ignores_dict_order_and_rejects_cycles() -> None:
+    assert encode_literal({"b": 1, "a": [2, (3,)]}) == encode_literal({"a": [2, (3,)], "b": 1})
+    assert encode_literal([1, 2]) != encode_literal((1, 2))
+    loop: list[Any] = [1]
+    loop.append(loop)
+    with pytest.raises(ValueError):
+        encode_literal(loop)
+
+
+def test_ints_beyond_2000_bits_are_written_in_hex() -> None:
+    at_limit, above = 2**1999, 2**2000  # 2000 and 2001 bits
+    assert encode_literal(at_limit) == f"int:{at_limit!r}"
+    assert encode_literal(above) == f"int:{above:#x}"
+    assert encode_literal(-above) == f"int:{-above:#x}"
