@@ -82,11 +82,11 @@ async def test_a_sync_run_scope_resource_that_never_yields_fails_the_run_naming_
             yield None
 
     @cs.task
-    def use(v=cs.inject("empty")):
+    def use(x, v=cs.inject("empty")):
         return v
 
-    with pytest.raises(cs.ResourceError) as info:
-        await cs.Engine(resources=[empty]).run(use())
+    with pytest.raises(cs.ResourceError) as info:  # a two-step run: set up in the sequential walk
+        await cs.Engine(resources=[empty]).run(use(work(1)))
     assert str(info.value) == "resource 'empty' finished without yielding a value"
 
 
@@ -122,10 +122,10 @@ async def test_a_resource_injected_after_the_connector_is_still_set_up(is_async)
     events = recorder(engine)
 
     @cs.task
-    def use(conn=cs.inject(CONNECTOR), g=cs.inject("g")):
+    def use(x, conn=cs.inject(CONNECTOR), g=cs.inject("g")):
         return (conn is engine.connector, g)
 
-    assert await engine.run(use()) == (True, "g-value")
+    assert await engine.run(use(work(1))) == (True, "g-value")
     assert log == ["setup g", "teardown g"]
     assert [e.resource for e in of(events, cs.ResourceAcquired)] == [CONNECTOR, "g"]
     assert [e.resource for e in of(events, cs.ResourceReleased)] == ["g", CONNECTOR]
@@ -412,3 +412,14 @@ def test_a_run_must_close_when_it_opened_a_generator_or_has_a_release_to_publish
     with_generator = RunContext(engine, {})
     with_generator.ensure_now(("g",))
     assert with_generator.must_close()  # a teardown to run
+
+
+# -- registering -------------------------------------------------------------------------------------
+
+def test_registering_something_that_is_not_a_resource_names_it():
+    def not_a_resource():
+        yield 1
+
+    with pytest.raises(TypeError) as info:
+        cs.Engine().register(not_a_resource)  # type: ignore[arg-type]
+    assert str(info.value) == f"register() needs a @cs.resource, got {not_a_resource!r}"
