@@ -423,3 +423,55 @@ def test_registering_something_that_is_not_a_resource_names_it():
     with pytest.raises(TypeError) as info:
         cs.Engine().register(not_a_resource)  # type: ignore[arg-type]
     assert str(info.value) == f"register() needs a @cs.resource, got {not_a_resource!r}"
+
+
+# -- setups of one run do not interleave ----------------------------------------------------------------
+
+@pytest.mark.asyncio
+async def test_a_nested_walk_waits_for_a_setup_in_progress_in_another_call_of_the_run():
+    """While one call of the run sets up ``a`` (async) and ``s``, a lazy result returned by another
+    call is walked in place; its step injecting ``s`` waits for that setup instead of setting ``s``
+    up in the middle of it."""
+    log: list[str] = []
+    go_x, a_started, gate = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    @cs.resource(name="a")
+    async def a():
+        log.append("setup a started")
+        a_started.set()
+        await gate.wait()
+        log.append("setup a done")
+        yield "a-value"
+
+    engine = cs.Engine(resources=[a, sync_resource("s", log)])
+
+    @cs.task
+    async def dep():
+        await go_x.wait()
+        return 0
+
+    @cs.task
+    def x(_d, a=cs.inject("a"), s=cs.inject("s")):
+        return (a, s)
+
+    @cs.task
+    async def step0():
+        go_x.set()
+        await a_started.wait()  # x is setting ``a`` up, holding the run's setup lock
+        gate.set()
+        return 0
+
+    @cs.task
+    def step1(_v, s=cs.inject("s")):
+        return s
+
+    @cs.task
+    def y():
+        return step1(step0())
+
+    @cs.task
+    def both(p, q):
+        return (p, q)
+
+    assert await engine.run(both(x(dep()), y())) == (("a-value", "s-value"), "s-value")
+    assert log == ["setup a started", "setup a done", "setup s", "teardown s"]
