@@ -118,7 +118,7 @@ GOLDEN: list[tuple[Any, bytes]] = [
 ]
 
 
-@pytest.mark.parametrize(("value", "expected"), GOLDEN, ids=[repr(v)[:40] for v, _ in GOLDEN])
+@pytest.mark.parametrize(("value", "expected"), GOLDEN, ids=[f"{i}-{type(v).__name__}" for i, (v, _) in enumerate(GOLDEN)])
 def test_encoding_version_1_is_the_documented_byte_string(value: Any, expected: bytes) -> None:
     assert encode_exact(value) == expected
 
