@@ -528,5 +528,7 @@ def _extraction(steps: list[Step], n: int) -> tuple[Any, Any]:
                 parent[d] = (p, slot)
             else:
                 shared.append((p, slot, d))
-    extract = tuple([(d, *parent[d]) for d in range(n - 2, -1, -1)])
+    # A node no other node reads (a call whose only consumer merged into an equal pure call) has no
+    # path from the target: programs with pure merges bind through a graph build instead.
+    extract = tuple([(d, *parent[d]) for d in range(n - 2, -1, -1) if parent[d] is not None])
     return extract, tuple(shared)

@@ -88,3 +88,43 @@ async def test_known_capacities_do_not_warn(hot):
     engine.bus.subscribe(cs.StaticAnalysisWarning, seen.append)
     assert await engine.run(work(1).with_constraints(cpu=1)) == 2
     assert seen == []
+
+
+@cs.task(name="orphan_two")
+def _orphan_two() -> int:
+    _ORPHAN_CALLS.append("two")
+    return 2
+
+
+@cs.task(name="orphan_square", pure=True)
+def _orphan_square(x: int) -> int:
+    return x * x
+
+
+@cs.task(name="orphan_add")
+def _orphan_add(a: int, b: int) -> int:
+    return a + b
+
+
+@cs.task(name="orphan_loop")
+def _orphan_loop(n: int, acc: int) -> object:
+    if n == 0:
+        return acc
+    return _orphan_loop(n - 1, _orphan_add(acc, _orphan_add(_orphan_square(_orphan_two()), _orphan_square(_orphan_two()))))
+
+
+_ORPHAN_CALLS: list[str] = []
+
+
+@pytest.mark.parametrize("hot", [True, False])
+@pytest.mark.asyncio
+async def test_a_call_whose_consumer_merged_into_an_equal_pure_call_still_runs(hot: bool) -> None:
+    # square(two()) twice: the two pure calls are one node, so the second two() feeds nothing; it is
+    # not pure, so it is not merged away either: it runs (this used to crash compiling the plan)
+    _ORPHAN_CALLS.clear()
+    engine = cs.Engine(hot_plans=hot)
+    assert await engine.run(_orphan_add(_orphan_square(_orphan_two()), _orphan_square(_orphan_two()))) == 8
+    assert _ORPHAN_CALLS == ["two", "two"]
+    _ORPHAN_CALLS.clear()
+    assert await engine.run(_orphan_loop(3, 0)) == 24  # the same shape three times: the hot plan again
+    assert _ORPHAN_CALLS == ["two"] * 6
