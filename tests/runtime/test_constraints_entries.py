@@ -270,14 +270,20 @@ async def test_a_pause_set_between_a_grant_and_its_resumption_sends_the_call_bac
     assert cm.block_reason(GATED) is None
 
 
-@pytest.mark.asyncio
-async def test_a_limit_lowered_between_a_grant_and_its_resumption_sends_the_call_back_to_wait():
+async def _waiting_behind_two_running_calls() -> tuple[cs.ConstraintManager, Call]:
+    """A concurrency limit of 2 with two calls in and a third one waiting."""
     cm = cs.ConstraintManager()
     cm.limit(GATED, concurrency=2)
     await cm.enter(GATED)
     await cm.enter(GATED)
     waiter = Call(cm, GATED)
     await idle()
+    return cm, waiter
+
+
+@pytest.mark.asyncio
+async def test_a_limit_lowered_between_a_grant_and_its_resumption_sends_the_call_back_to_wait():
+    cm, waiter = await _waiting_behind_two_running_calls()
     assert cm.waiting == 1
     cm.leave(GATED)  # grants the waiter (2 running)
     cm.limit(GATED, concurrency=1)  # before it resumes: one too many
@@ -293,12 +299,7 @@ async def test_a_limit_lowered_between_a_grant_and_its_resumption_sends_the_call
 
 @pytest.mark.asyncio
 async def test_a_lapsed_pause_does_not_hide_a_lowered_limit_from_a_granted_call():
-    cm = cs.ConstraintManager()
-    cm.limit(GATED, concurrency=2)
-    await cm.enter(GATED)
-    await cm.enter(GATED)
-    waiter = Call(cm, GATED)
-    await idle()
+    cm, waiter = await _waiting_behind_two_running_calls()
     cm.leave(GATED)  # grants the waiter (2 running)
     cm.limit(GATED, concurrency=1)
     cm.pause(GATED, ttl=0.01)  # listed before the limit; lapsed by the time the waiter resumes
