@@ -55,6 +55,7 @@ from .program import (
     A_SEQ1,
     A_SUBS,
     OP_AWAIT_KW1,
+    OP_AWAIT_LIST1,
     OP_AWAIT_ONE,
     OP_AWAIT_SEQ1,
     OP_MAP,
@@ -227,6 +228,8 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                         coro: Any
                         if op == OP_AWAIT_ONE:  # a chain's step: every later step depends on it
                             v = await fn(values[spec])
+                        elif op == OP_AWAIT_LIST1:
+                            v = await fn([values[spec]])
                         elif op == OP_AWAIT_KW1:
                             v = await fn(**{spec[0]: values[spec[1]]})
                         elif op == OP_AWAIT_SEQ1:

@@ -41,9 +41,9 @@ CALL, MAP, ROUTER = 0, 1, 2
 # How the sequential walker builds a call's arguments (chosen once per template):
 A_LIT, A_LIT_KW, A_ONE, A_ALL, A_SUBS, A_GENERAL, A_MAP, A_RESOLVE, A_KW1, A_SEQ1 = range(10)
 # What the sequential walker does per step: the chain step ``await fn(previous)`` (or its keyword
-# and one-list forms, ``await fn(x=previous)``, ``await fn([a, b])``), a map gather, or the general
-# case (whose spec is the step's ``fast`` entry).
-OP_AWAIT_ONE, OP_MAP, OP_GENERAL, OP_AWAIT_KW1, OP_AWAIT_SEQ1 = range(5)
+# and list forms, ``await fn(x=previous)``, ``await fn([previous])``, ``await fn([a, b])``), a map
+# gather, or the general case (whose spec is the step's ``fast`` entry).
+OP_AWAIT_ONE, OP_MAP, OP_GENERAL, OP_AWAIT_KW1, OP_AWAIT_SEQ1, OP_AWAIT_LIST1 = range(6)
 
 
 # Not ``frozen``: a frozen dataclass sets its 26 fields through ``object.__setattr__`` (~5 us per
@@ -362,6 +362,8 @@ def _walk_entry(fast: tuple[Any, ...], is_last: bool) -> tuple[Any, ...]:
     if am == A_KW1 and is_async and tail:
         return (OP_AWAIT_KW1, fn, spec, name, not is_last)
     if am == A_SEQ1 and is_async and tail:
+        if not spec[0] and len(spec[1]) == 1:  # ``fn([previous])``: a list display, no map
+            return (OP_AWAIT_LIST1, fn, spec[1][0], name, not is_last)
         return (OP_AWAIT_SEQ1, fn, spec, name, not is_last)
     return (OP_GENERAL, fn, fast, name, not is_last)
 

@@ -409,21 +409,34 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
         # ``step(x=previous)`` or ``step(x=literal)``. A lazy input by one keyword always comes
         # here, so its shape formula is its own (one hash); a literal keeps the general loop's (a
         # literal container goes there, and literals of any type share a template).
-        (name,) = kwargs
-        a = kwargs[name]
-        # The pattern "no positional argument, this one keyword" is remembered under the bare name
-        # (the other patterns are ints and tuples): no key tuple to build per call.
-        if name not in task.sig_ok:
-            check_call(task, args, kwargs, name)
+        name, kkey = task.kw1
+        if name in kwargs:  # the keyword of the task's last such call: its signature bound then
+            a = kwargs[name]
+        else:
+            (name,) = kwargs
+            a = kwargs[name]
+            # The pattern "no positional argument, this one keyword" is remembered under the bare
+            # name (the other patterns are ints and tuples): no key tuple to build per call.
+            if name not in task.sig_ok:
+                check_call(task, args, kwargs, name)
+            kkey = hash((task.key, name))
+            task.kw1 = (name, kkey)
         t = type(a)
         if t is LazyResult:
-            h = hash((task.key, name, a[SHAPE]))
+            h = hash((kkey, a[SHAPE]))
             return _tuple_new(LazyResult, (task, args, kwargs, (a,), 1, h, 2, None, h))
         if t in _ATOMIC:
             h = hash((task.key, 0, (name,)))
             return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
-    elif (key := (nargs, tuple(kwargs)) if kwargs else nargs) not in task.sig_ok:
-        check_call(task, args, kwargs, key)
+    names: tuple[str, ...] = ()
+    if kwargs:
+        names = tuple(kwargs)  # the keyword names in call order: the pattern's key, then sorted once
+        if (key := (nargs, names)) not in task.sig_ok:
+            check_call(task, args, kwargs, key)
+        if len(names) > 1:
+            names = tuple(sorted(names))
+    elif nargs not in task.sig_ok:
+        check_call(task, args, kwargs, nargs)
     deps: list[Any] | None = None
     h = task.key
     mode = 0
@@ -440,6 +453,14 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
                 h = hash((h, i, a[SHAPE]))
                 if mode == 0:
                     mode = 1
+            elif t is list and len(a) == 1 and type(item := a[0]) is LazyResult:
+                # ``step(..., [previous])``: what _scan_container finds and describes, directly
+                if deps is None:
+                    deps = [item]
+                else:
+                    deps.append(item)
+                h = hash((h, i, hash(("list", 1, ((0, item[SHAPE]),)))))
+                mode = 2
             elif t not in _ATOMIC and t not in _PLAIN_OBJECTS:
                 found: list[Any] = []
                 shape = _scan(a, found)
@@ -449,7 +470,7 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
                     mode = 2
             i += 1
         if kwargs:
-            for k in sorted(kwargs):
+            for k in names:
                 a = kwargs[k]
                 t = type(a)
                 if t in _ATOMIC or t in _PLAIN_OBJECTS:
@@ -471,7 +492,7 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
     except Exception as exc:
         raise _argument_error(task, i if k is None else k, exc) from exc
     if kwargs:
-        h = hash((h, i, tuple(sorted(kwargs))))
+        h = hash((h, i, names))
     else:
         h = hash((h, i))
     if deps is None:

@@ -50,7 +50,7 @@ class Task(TaskBase):
 
     __slots__ = (
         "fn", "name", "pure", "offload", "executor", "is_async", "fingerprint", "key", "injected", "signature",
-        "sig_one", "sig_ok", "maps", "__dict__", "__weakref__",
+        "sig_one", "sig_ok", "kw1", "maps", "__dict__", "__weakref__",
     )
 
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None, pure: bool = False,
@@ -102,6 +102,9 @@ class Task(TaskBase):
         # ``sig_one`` says one positional argument binds.
         self.signature, self.sig_one = _signature(fn)
         self.sig_ok: set[Any] = set()
+        # The keyword of the last one-keyword call (``step(x=previous)``) and its shape key: the
+        # same keyword again costs one dict lookup (``None`` is never a keyword, so it never matches).
+        self.kw1: tuple[str | None, int] = (None, 0)
         # For the internal fan-out task of a dynamic ``map`` (see ``map``): the task it maps.
         self.maps: Task | None = None
         functools.update_wrapper(self, fn, updated=())

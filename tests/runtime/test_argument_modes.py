@@ -68,6 +68,26 @@ async def test_keyword_and_sequence_inputs_get_their_values_in_fresh_containers(
     assert await engine.run(loop(3, ())) == expected(3)  # the plan again, from a new run
 
 
+@cs.task(name="argm_list1_loop")
+async def list1_loop(n: int, acc: Any) -> Any:
+    if n == 0:
+        return acc
+    a = takes_seq([n])  # a literal list
+    b = takes_seq([a])  # one lazy input in a list: ``await fn([previous])`` in the walker
+    c = takes_seq([b])
+    return list1_loop(n - 1, takes_seq_sync([acc, c]))
+
+
+@pytest.mark.parametrize("hot", [True, False])
+@pytest.mark.asyncio
+async def test_a_single_lazy_input_in_a_list_gets_a_fresh_list_per_call(hot: bool) -> None:
+    acc: Any = ()
+    for k in range(6, 0, -1):
+        acc = ("list", 2, acc, ("list", ("list", ("list", k))))
+    engine = cs.Engine(hot_plans=hot)
+    assert await engine.run(list1_loop(6, ())) == acc
+
+
 @cs.task(name="argm_second")
 async def second_param(a: Any = "default", x: Any = None) -> Any:
     return (a, x)
@@ -101,3 +121,34 @@ async def test_a_lazy_keyword_input_binds_to_its_own_parameter(hot: bool) -> Non
     for k in range(5, 0, -1):
         acc = ((acc, (("kwonly", ("default", (k, "y"))), "y")), "y")
     assert await engine.run(kw_loop(5, ())) == acc
+
+
+@cs.task(name="argm_either")
+async def either(x: Any = None, y: Any = None) -> Any:
+    return ("x", x) if y is None else ("y", y)
+
+
+@cs.task(name="argm_pair")
+async def pair(a: Any, b: Any) -> Any:
+    return (a, b)
+
+
+@cs.task(name="argm_alternate")
+async def alternate(n: int, acc: Any) -> Any:
+    if n == 0:
+        return acc
+    # The single keyword's name changes every iteration: the two templates must stay apart
+    # (a plan compiled for ``x=`` bound to a ``y=`` call would pass the value to the wrong parameter).
+    previous = pair(acc, n)  # a lazy input, passed by the changing keyword
+    link = either(x=previous) if n % 2 else either(y=previous)
+    return alternate(n - 1, link)
+
+
+@pytest.mark.parametrize("hot", [True, False])
+@pytest.mark.asyncio
+async def test_a_single_keyword_that_changes_name_between_iterations_keeps_its_parameter(hot: bool) -> None:
+    engine = cs.Engine(hot_plans=hot)
+    expected: Any = 0
+    for n in range(6, 0, -1):
+        expected = ("x" if n % 2 else "y", (expected, n))
+    assert await engine.run(alternate(6, 0)) == expected

@@ -108,3 +108,17 @@ def test_a_callable_without_a_readable_signature_is_not_checked_early():
     wrapped = cs.task(functools.partial(max, 0))  # builtins may have no signature
     assert cs.run(wrapped(5)) == 5
     assert cs.run(wrapped(-5, -7)) == 0
+
+
+def test_the_one_keyword_fast_path_checks_a_new_keyword_after_a_known_one():
+    @cs.task
+    def step(x):
+        return x
+
+    step(x=add(1))  # remembered: the next call by this keyword skips the check
+    step(x=add(2))
+    with pytest.raises(TypeError, match=r"step\(z=_\)"):
+        step(z=add(1))  # another single keyword is checked, lazy or literal
+    with pytest.raises(TypeError, match=r"step\(z=_\)"):
+        step(z=1)
+    assert cs.run(step(x=add(3))) == 3
