@@ -405,6 +405,27 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
                     return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
                 h = hash((hash((task.key, 0, shape)), 1))
                 return _tuple_new(LazyResult, (task, args, kwargs, tuple(inputs), len(inputs), h, 2, None, h))
+    elif nargs == 2 and not kwargs:
+        # The commonest tail call, ``loop(n - 1, previous)``: two positional arguments, each a lazy
+        # result or a plain literal, with the general loop's own shape, mode and dependencies.
+        a, b = args
+        ta = type(a)
+        tb = type(b)
+        if ta is LazyResult:
+            if tb is LazyResult or tb in _ATOMIC or tb in _PLAIN_OBJECTS:
+                if 2 not in task.sig_ok:
+                    check_call(task, args, kwargs, 2)
+                h = hash((task.key, 0, a[SHAPE]))
+                if tb is LazyResult:
+                    h = hash((hash((h, 1, b[SHAPE])), 2))
+                    return _tuple_new(LazyResult, (task, args, kwargs, args, 2, h, 1, None, h))
+                h = hash((h, 2))
+                return _tuple_new(LazyResult, (task, args, kwargs, (a,), 1, h, 1, None, h))
+        elif tb is LazyResult and (ta in _ATOMIC or ta in _PLAIN_OBJECTS):
+            if 2 not in task.sig_ok:
+                check_call(task, args, kwargs, 2)
+            h = hash((hash((task.key, 1, b[SHAPE])), 2))
+            return _tuple_new(LazyResult, (task, args, kwargs, (b,), 1, h, 1, None, h))
     elif nargs == 0 and len(kwargs) == 1:
         # ``step(x=previous)`` or ``step(x=literal)``. A lazy input by one keyword always comes
         # here, so its shape formula is its own (one hash); a literal keeps the general loop's (a

@@ -161,3 +161,30 @@ def test_pipeline_folds_through_the_steps():
 
 def test_pipeline_starting_from_a_lazy_result():
     assert cs.run(cs.pipeline(add(1, 2), [double, double])) == 12
+
+
+class _Plain:
+    """An object passed to a task as a literal."""
+
+
+@pytest.mark.parametrize(
+    ("make", "deps"),
+    [
+        (lambda a, b: add(a, 1), "a"),
+        (lambda a, b: add(1, a), "a"),
+        (lambda a, b: add(a, b), "ab"),
+        (lambda a, b: add(a, a), "aa"),
+        (lambda a, b: add(a, _Plain()), "a"),
+        (lambda a, b: add(a, [b]), "ab"),
+        (lambda a, b: add(1, 2), ""),
+    ],
+    ids=["lazy-literal", "literal-lazy", "lazy-lazy", "same-lazy-twice", "lazy-object", "lazy-list", "literals"],
+)
+def test_two_argument_calls_list_their_inputs_and_shape_by_structure(make, deps) -> None:
+    # The two-argument call has a fast path of its own; what it records must not depend on it.
+    a, b = inc(1), double(2)
+    lr = make(a, b)
+    assert lr._deps == tuple({"a": a, "b": b}[c] for c in deps)
+    assert make(inc(5), double(6))._shape == lr._shape  # literals and the inputs' values left out
+    assert add(double(1), 1)._shape != add(inc(1), 1)._shape  # the input's own template counts
+    assert add(a, 1)._shape != add(1, a)._shape  # so does its position
