@@ -152,3 +152,29 @@ async def test_a_single_keyword_that_changes_name_between_iterations_keeps_its_p
     for n in range(6, 0, -1):
         expected = ("x" if n % 2 else "y", (expected, n))
     assert await engine.run(alternate(6, 0)) == expected
+
+
+class _Scale:
+    """A callable object as a task's function: it has no ``__code__`` to read parameters from."""
+
+    def __call__(self, x: Any) -> Any:
+        return x * 3
+
+
+scale = cs.task(_Scale(), name="argm_scale")
+
+
+@cs.task(name="argm_scale_loop")
+async def scale_loop(n: int, acc: Any) -> Any:
+    if n == 0:
+        return acc
+    return scale_loop(n - 1, scale(x=by_keyword(x=acc)))  # a lazy input by keyword
+
+
+@pytest.mark.parametrize("hot", [True, False])
+@pytest.mark.asyncio
+async def test_a_callable_object_task_takes_a_lazy_keyword_input(hot: bool) -> None:
+    expected = 0
+    for _ in range(4):
+        expected = (expected + 1) * 3
+    assert await cs.Engine(hot_plans=hot).run(scale_loop(4, 0)) == expected
