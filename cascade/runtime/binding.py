@@ -2,9 +2,9 @@
 
 The engine found a program under the target's ``_shape`` (a Merkle hash of the template built
 incrementally as lazy results were created). Binding fetches every node's lazy object straight from
-the target along the program's extraction paths, checks that each has the shape the program expects
-and that sharing matches (edges the template shares are shared now, and no two nodes are now one
-object), and returns the objects in plan order. The executors read literal arguments from these
+the target along the program's extraction paths, checks that each has the shape and calls the task
+the program expects and that sharing matches (edges the template shares are shared now, and no two
+nodes are now one object), and returns the objects in plan order. The executors read literal arguments from these
 objects, so nothing is rebuilt, solved or hashed. Any mismatch returns ``None`` and the engine takes
 the slow path.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..spec.lazy import DEPS, SHAPE
+from ..spec.lazy import DEPS, SHAPE, TASK, LazyResult
 from .program import Program
 
 __all__ = ["bind"]
@@ -25,17 +25,22 @@ def bind(prog: Program, target: Any) -> list[Any] | None:
     objs: list[Any] = [None] * n
     objs[n - 1] = target
     shapes = prog.shapes
+    tasks = prog.tasks
     try:
         if prog.calls_only:  # every node is a LazyResult: plain tuple indexing, no type checks
+            if target[TASK] is not tasks[n - 1]:
+                return None
             for p, parent, slot in prog.extract:
                 o = objs[parent][DEPS][slot]
-                if o[SHAPE] != shapes[p]:
+                if o[SHAPE] != shapes[p] or o[TASK] is not tasks[p]:
                     return None
                 objs[p] = o
         else:
+            if type(target) is LazyResult and target[TASK] is not tasks[n - 1]:
+                return None
             for p, parent, slot in prog.extract:
                 o = objs[parent]._deps[slot]
-                if o._shape != shapes[p]:
+                if o._shape != shapes[p] or (type(o) is LazyResult and o[TASK] is not tasks[p]):
                     return None
                 objs[p] = o
     except (IndexError, AttributeError, TypeError):  # only on a hash collision between shapes

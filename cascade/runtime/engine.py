@@ -25,7 +25,7 @@ from ..adapters.connector import Connector, InMemoryConnector
 from ..graph.build import build_graph, build_run_graph
 from ..graph.gcpause import collector_paused
 from ..graph.plan import NativeSolver, Solver
-from ..spec.lazy import LazyResult, MappedLazyResult
+from ..spec.lazy import TASK, LazyResult, MappedLazyResult
 from ..spec.messaging import CONNECTOR_RESOURCE, connector_resource
 from ..spec.resource import Resource
 from .binding import bind
@@ -226,7 +226,11 @@ class Engine:
         self.stats.graph_builds += 1
         if graph.template_id != prog.template_id:
             return None
-        return [graph.nodes[c].obj for c in prog.order]
+        objs = [graph.nodes[c].obj for c in prog.order]
+        for o, task in zip(objs, prog.tasks):
+            if type(o) is LazyResult and o[TASK] is not task:
+                return None  # another task with the same fingerprint
+        return objs
 
     def _compile(self, target: Any, ctx: RunContext | None = None) -> tuple[Program, list[Any]]:
         # Build, solve and compile allocate objects per node that live as long as the build: the

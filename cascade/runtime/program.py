@@ -112,6 +112,10 @@ class Program:
     # (task, capacity names) for constraints naming a capacity the engine does not have: compiled
     # away, and reported by the engine once per task and name (CS-W002).
     no_capacity: tuple[tuple[Any, tuple[str, ...]], ...] = ()
+    # Each step's task (None for maps and routers): binding checks that every object of a new
+    # iteration calls the task its step was compiled for, so tasks whose shapes collide (a shared
+    # fingerprint) never run each other's functions.
+    tasks: tuple[Any, ...] = ()
 
     @property
     def size(self) -> int:
@@ -283,7 +287,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         ready0=tuple(ready0), extract=extract, shared=shared,
         shapes=shapes, bind_by_graph=bind_by_graph,
         checks_inputs=bool(params or envs), params=tuple(params.values()), envs=tuple(envs.values()), run_resources=tuple(run_res),
-        no_capacity=tuple(no_capacity),
+        no_capacity=tuple(no_capacity), tasks=tuple(st.task for st in steps),
     )
 
 

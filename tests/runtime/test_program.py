@@ -128,3 +128,51 @@ async def test_a_call_whose_consumer_merged_into_an_equal_pure_call_still_runs(h
     _ORPHAN_CALLS.clear()
     assert await engine.run(_orphan_loop(3, 0)) == 24  # the same shape three times: the hot plan again
     assert _ORPHAN_CALLS == ["two"] * 6
+
+
+def _twin_tasks(pure: bool) -> tuple[cs.Task, cs.Task]:
+    """Two tasks with one fingerprint (so their calls have equal shapes) but different functions."""
+
+    def double(x: int) -> int:
+        return x * 2
+
+    def negate(x: int) -> int:
+        return -x
+
+    d = cs.Task(double, name="prog_twin_double", pure=pure)
+    return d, cs.Task(negate, name="prog_twin_negate", pure=pure, fingerprint=d.fingerprint)
+
+
+@pytest.mark.parametrize("pure", [False, True])
+@pytest.mark.parametrize("hot", [True, False])
+@pytest.mark.asyncio
+async def test_tasks_whose_shapes_collide_never_run_each_others_functions(hot: bool, pure: bool) -> None:
+    # A cached program binds a new iteration by shapes; a task with the same fingerprint has the
+    # same shapes, so binding must also check which task each call is of.
+    d, n = _twin_tasks(pure)
+
+    @cs.task(name="prog_twin_inc", pure=pure)
+    def inc(x: int) -> int:
+        return x + 1
+
+    engine = cs.Engine(hot_plans=hot)
+    assert await engine.run(d(inc(5))) == 12
+    assert await engine.run(n(inc(5))) == -6  # the program of d(inc(5)) is cached under this shape
+    assert await engine.run(inc(d(5))) == 11
+    assert await engine.run(inc(n(5))) == -4
+    assert await engine.run(d(inc(5))) == 12
+
+
+@pytest.mark.parametrize("hot", [True, False])
+@pytest.mark.asyncio
+async def test_merged_pure_calls_of_tasks_whose_shapes_collide_keep_their_functions(hot: bool) -> None:
+    # Equal pure calls merge into one node, so these programs bind through a graph build.
+    d, n = _twin_tasks(pure=True)
+
+    @cs.task(name="prog_twin_add", pure=True)
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    engine = cs.Engine(hot_plans=hot)
+    assert await engine.run(add(d(5), d(5))) == 20
+    assert await engine.run(add(n(5), n(5))) == -10
