@@ -4,9 +4,9 @@ The engine found a program under the target's ``_shape`` (a Merkle hash of the t
 incrementally as lazy results were created). Binding fetches every node's lazy object straight from
 the target along the program's extraction paths, checks that each has the shape and calls the task
 the program expects and that sharing matches (edges the template shares are shared now, and no two
-nodes are now one object), and returns the objects in plan order. The executors read literal arguments from these
-objects, so nothing is rebuilt, solved or hashed. Any mismatch returns ``None`` and the engine takes
-the slow path.
+nodes are now one object), and returns the objects in plan order. The executors read literal
+arguments from these objects, so nothing is rebuilt, solved or hashed. Any mismatch returns ``None``
+and the engine takes the slow path.
 """
 
 from __future__ import annotations

@@ -35,6 +35,16 @@ def of(events: list[Any], kind: type) -> list[Any]:
     return [e for e in events if isinstance(e, kind)]
 
 
+def _assert_warned_once(events: list[Any], caplog: Any, code: str, task_name: str, expected: str) -> None:
+    """One StaticAnalysisWarning of the run, with exactly this text, also logged once."""
+    (warning,) = of(events, cs.StaticAnalysisWarning)
+    (started,) = of(events, cs.RunStarted)
+    assert (warning.run_id, warning.code, warning.task_name, warning.message) == (
+        started.run_id, code, task_name, expected,
+    )
+    assert [r.getMessage() for r in caplog.records if r.name == "cascade.engine"] == [expected]
+
+
 def sync_resource(name: str, log: list[str]) -> cs.Resource:
     @cs.resource(name=name)
     def res():
@@ -326,17 +336,11 @@ async def test_missing_capacity_warning_text_names_the_capacities_asked_and_had(
     events = recorder(engine)
     with caplog.at_level(logging.WARNING, logger="cascade.engine"):
         assert await engine.run(work(1).with_constraints(gpu=1, tpu=1)) == 2
-    (warning,) = of(events, cs.StaticAnalysisWarning)
-    (started,) = of(events, cs.RunStarted)
-    expected = (
+    _assert_warned_once(events, caplog, "CS-W002", "work", (
         "task 'work' asks for 'gpu', 'tpu' in with_constraints(), which this engine has no capacity "
         "for (system_resources: cpu, mem), so it is not limited. Pass Engine(system_resources={...}) "
         "with that name, or drop the constraint."
-    )
-    assert (warning.run_id, warning.code, warning.task_name, warning.message) == (
-        started.run_id, "CS-W002", "work", expected,
-    )
-    assert [r.getMessage() for r in caplog.records if r.name == "cascade.engine"] == [expected]
+    ))
 
 
 @pytest.mark.asyncio
@@ -373,16 +377,10 @@ async def test_unread_params_warning_names_the_unread_and_the_read_params(caplog
     with caplog.at_level(logging.WARNING, logger="cascade.engine"):
         result = await engine.run(add(cs.Param("a"), cs.Param("c")), params={"a": 1, "b": 2, "c": 3, "d": 4})
     assert result == 4
-    (warning,) = of(events, cs.StaticAnalysisWarning)
-    (started,) = of(events, cs.RunStarted)
-    expected = (
+    _assert_warned_once(events, caplog, "CS-W003", "add", (
         "run(params=...) got 'b', 'd', which no task of this run read (a typo, or a cs.Param only on "
         "a branch that did not run); the params read were: 'a', 'c'"
-    )
-    assert (warning.run_id, warning.code, warning.task_name, warning.message) == (
-        started.run_id, "CS-W003", "add", expected,
-    )
-    assert [r.getMessage() for r in caplog.records if r.name == "cascade.engine"] == [expected]
+    ))
 
 
 @pytest.mark.asyncio

@@ -305,9 +305,9 @@ class RefusingRemote(InProcessRemote):
             raise cs.ResourceError(f"{resource!r} of {task_name!r} cannot be shipped")
 
 
-@pytest.mark.parametrize("scope", ["run", "task"])
-@pytest.mark.asyncio
-async def test_a_resource_a_remote_executor_cannot_ship_fails_the_call_before_any_attempt(scope: str) -> None:
+def _shipped_resource(scope: str) -> tuple[Any, cs.Task]:
+    """A resource ``sc_conn`` of ``scope`` whose value names its scope, and a task injecting it."""
+
     @cs.resource(name="sc_conn", scope=scope)
     def conn() -> Any:
         yield f"{scope}-conn"
@@ -316,6 +316,13 @@ async def test_a_resource_a_remote_executor_cannot_ship_fails_the_call_before_an
     def uses_conn(x: int, c: str = cs.inject("sc_conn")) -> str:
         return f"{c} {x}"
 
+    return conn, uses_conn
+
+
+@pytest.mark.parametrize("scope", ["run", "task"])
+@pytest.mark.asyncio
+async def test_a_resource_a_remote_executor_cannot_ship_fails_the_call_before_any_attempt(scope: str) -> None:
+    conn, uses_conn = _shipped_resource(scope)
     remote = RefusingRemote("sc_conn")
     engine = cs.Engine(remote=remote, resources=[conn])
     events = recorder(engine)
@@ -329,14 +336,7 @@ async def test_a_resource_a_remote_executor_cannot_ship_fails_the_call_before_an
 @pytest.mark.parametrize("scope", ["run", "task"])
 @pytest.mark.asyncio
 async def test_a_remote_call_gets_the_resource_values_it_was_checked_with(scope: str) -> None:
-    @cs.resource(name="sc_conn", scope=scope)
-    def conn() -> Any:
-        yield f"{scope}-conn"
-
-    @cs.task(name="sc_uses_conn")
-    def uses_conn(x: int, c: str = cs.inject("sc_conn")) -> str:
-        return f"{c} {x}"
-
+    conn, uses_conn = _shipped_resource(scope)
     remote = RefusingRemote("another")
     assert await cs.Engine(remote=remote, resources=[conn]).run(uses_conn(1)) == f"{scope}-conn 1"
     assert remote.checked == [("sc_uses_conn", "sc_conn", f"{scope}-conn")]
