@@ -27,6 +27,7 @@ from .profiles import budget
 
 EXAMPLES = 4
 AGENTS = 2_000
+CANCEL_AGENTS = 200
 MODULUS = 1_000_003
 
 
@@ -46,14 +47,25 @@ def absorb(i: int, n: int, k: int, trace: tuple[int, ...], message: Any) -> Any:
 
 
 @st.composite
-def fleets(draw: Any) -> dict[str, Any]:
+def fleets(draw: Any, agents: int = AGENTS) -> dict[str, Any]:
     """Inputs per agent (a few drawn patterns, salted per agent) and a publication schedule."""
     patterns = draw(st.lists(st.lists(st.integers(-1_000, 1_000), min_size=1, max_size=3),
                              min_size=1, max_size=6))
-    inputs = [[v + i for v in patterns[i % len(patterns)]] for i in range(AGENTS)]
+    inputs = [[v + i for v in patterns[i % len(patterns)]] for i in range(agents)]
     seed = draw(st.integers(0, 2**32 - 1))
     batch = draw(st.sampled_from([1, 13, 500, 10**6]))
     return {"inputs": inputs, "seed": seed, "batch": batch}
+
+
+@st.composite
+def fleets_with_cancellations(draw: Any) -> dict[str, Any]:
+    """A smaller fleet, and agents cancelled each after its own number of publication batches
+    (0: before any input was published; most are then waiting in ``cs.recv``)."""
+    fleet = draw(fleets(CANCEL_AGENTS))
+    fleet["batch"] = draw(st.sampled_from([1, 7, 40]))
+    cancel = draw(st.dictionaries(st.integers(0, CANCEL_AGENTS - 1), st.integers(0, 12), min_size=1,
+                                  max_size=CANCEL_AGENTS // 2))
+    return {**fleet, "cancel": cancel}
 
 
 def _messages(inputs: list[list[int]], seed: int) -> list[tuple[str, int]]:
@@ -65,14 +77,28 @@ def _messages(inputs: list[list[int]], seed: int) -> list[tuple[str, int]]:
 
 
 async def _run_fleet(engine: cs.Engine, agents: list[int], inputs: list[list[int]],
-                     order: list[tuple[str, int]], batch: int) -> tuple[dict[int, Any], dict[str, list[int]]]:
+                     order: list[tuple[str, int]], batch: int, cancel: dict[int, int] | None = None,
+                     ) -> tuple[dict[int, Any], dict[str, list[int]]]:
+    """Run the agents, publish their inputs in ``order`` ``batch`` by ``batch``; ``cancel``: agent ->
+    after how many batches its run is cancelled (its result is then what it returned before, or
+    the ``CancelledError``)."""
     outs: dict[str, list[int]] = {}
     await engine.connector.subscribe("a/+/out", lambda m: outs.setdefault(m.topic, []).append(m.payload))
     runs = {i: asyncio.ensure_future(engine.run(agent(i, 0, len(inputs[i]), ()))) for i in agents}
-    for start in range(0, len(order), batch):
+    cancel = {i: n for i, n in (cancel or {}).items() if i in runs}
+    cancelled: dict[int, asyncio.Future[Any]] = {}
+    for k, start in enumerate(range(0, max(len(order), 1), batch)):
+        for i, n in cancel.items():
+            if n == k:
+                runs[i].cancel()
+                cancelled[i] = runs.pop(i)
         for topic, payload in order[start:start + batch]:
             await engine.connector.publish(topic, payload, retain=True)
         await asyncio.sleep(0)  # let agents progress between batches
+    for i in cancel:  # cancelled after the last batch: while they finish their last inputs
+        if i in runs:
+            runs[i].cancel()
+            cancelled[i] = runs.pop(i)
     # Nothing here waits on a clock: with every input published, each loop cycle must finish an
     # agent step until all are done. Cycles without progress mean an agent waits for an input it
     # will never get (a message delivered elsewhere or lost).
@@ -86,7 +112,19 @@ async def _run_fleet(engine: cs.Engine, agents: list[int], inputs: list[list[int
         r.cancel()
     assert not stuck, f"agents {stuck[:10]} wait for inputs that were published but never delivered"
     results = dict(zip(runs, await asyncio.gather(*runs.values())))
+    ends = await asyncio.gather(*cancelled.values(), return_exceptions=True)
+    results.update(zip(cancelled, ends))
     return results, outs
+
+
+async def _alone(inputs: list[list[int]], order: list[tuple[str, int]]) -> list[tuple[Any, list[int]]]:
+    """Each agent's result and publications on a fresh Engine with only its own inputs (engines
+    run side by side: they share nothing, so this is each agent alone)."""
+    async def one(i: int) -> tuple[Any, list[int]]:
+        mine = [(t, v) for t, v in order if t.startswith(f"a/{i}/in/")]
+        results, outs = await _run_fleet(cs.Engine(), [i], inputs, mine, 10**6)
+        return results[i], outs.get(f"a/{i}/out", [])
+    return list(await asyncio.gather(*(one(i) for i in range(len(inputs)))))
 
 
 def check_agents_isolated(fleet: dict[str, Any]) -> None:
@@ -98,17 +136,8 @@ def check_agents_isolated(fleet: dict[str, Any]) -> None:
         results, outs = await _run_fleet(engine, list(range(len(inputs))), inputs, order, fleet["batch"])
         return results, outs, engine
 
-    async def alone() -> list[tuple[Any, list[int]]]:
-        # Each agent on a fresh Engine with only its own inputs (engines run side by side: they
-        # share nothing, so this is each agent alone).
-        async def one(i: int) -> tuple[Any, list[int]]:
-            mine = [(t, v) for t, v in order if t.startswith(f"a/{i}/in/")]
-            results, outs = await _run_fleet(cs.Engine(), [i], inputs, mine, 10**6)
-            return results[i], outs.get(f"a/{i}/out", [])
-        return list(await asyncio.gather(*(one(i) for i in range(len(inputs)))))
-
     results, outs, engine = asyncio.run(shared())
-    expected = asyncio.run(alone())
+    expected = asyncio.run(_alone(inputs, order))
     for i, (want_result, want_outs) in enumerate(expected):
         assert results[i] == want_result, (i, results[i], want_result)
         assert outs.get(f"a/{i}/out", []) == want_outs, (i, outs.get(f"a/{i}/out"), want_outs)
@@ -122,3 +151,34 @@ def check_agents_isolated(fleet: dict[str, Any]) -> None:
 @given(fleets())
 def test_thousands_of_agents_on_one_engine_each_do_what_they_do_alone(fleet: dict[str, Any]) -> None:
     check_agents_isolated(fleet)
+
+
+def check_cancelled_agents_leave(fleet: dict[str, Any]) -> None:
+    inputs: list[list[int]] = fleet["inputs"]
+    order = _messages(inputs, fleet["seed"])
+    cancel: dict[int, int] = fleet["cancel"]
+
+    async def shared() -> tuple[dict[int, Any], dict[str, list[int]], int]:
+        engine = cs.Engine()
+        results, outs = await _run_fleet(engine, list(range(len(inputs))), inputs, order, fleet["batch"], cancel)
+        return results, outs, engine.connector.subscription_count
+
+    results, outs, subscriptions = asyncio.run(shared())
+    expected = asyncio.run(_alone(inputs, order))
+    stopped = 0
+    for i, (want_result, want_outs) in enumerate(expected):
+        got, told = results[i], outs.get(f"a/{i}/out", [])
+        if i in cancel and isinstance(got, asyncio.CancelledError):
+            stopped += 1
+            assert told == want_outs[:len(told)], (i, told, want_outs)  # what it did before, nothing else
+            continue
+        assert got == want_result, (i, got, want_result)
+        assert told == want_outs, (i, told, want_outs)
+    # every listener left: on its message, or when its run was cancelled while it listened
+    assert subscriptions == 1, f"{subscriptions - 1} cs.recv listeners left behind ({stopped} runs cancelled)"
+
+
+@settings(max_examples=budget(EXAMPLES))
+@given(fleets_with_cancellations())
+def test_cancelled_agents_leave_their_topics_and_the_others_do_what_they_do_alone(fleet: dict[str, Any]) -> None:
+    check_cancelled_agents_leave(fleet)

@@ -477,6 +477,37 @@ def test_catches_connector_delivering_to_another_subscriber(monkeypatch: pytest.
     expect_counterexample(check_agents_isolated, agent_fleets(), AGENT_EXAMPLES)
 
 
+def test_catches_a_recv_listener_that_stays_on_its_topic_after_its_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade.adapters.connector import _Inbox
+
+    from .test_agents_at_scale import EXAMPLES as AGENT_EXAMPLES
+    from .test_agents_at_scale import check_agents_isolated
+    from .test_agents_at_scale import fleets as agent_fleets
+
+    def take_and_stay(self: Any, msg: Any) -> None:  # completes, but never leaves its topic
+        if not self.done():
+            self.set_result(msg)
+
+    monkeypatch.setattr(_Inbox, "_take", take_and_stay)
+    monkeypatch.setattr(_Inbox, "_deliver", take_and_stay)
+    expect_counterexample(check_agents_isolated, agent_fleets(), AGENT_EXAMPLES)
+
+
+def test_catches_a_cancelled_recv_listener_left_on_its_topic(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from cascade.adapters.connector import _Inbox
+
+    from .test_agents_at_scale import EXAMPLES as AGENT_EXAMPLES
+    from .test_agents_at_scale import check_cancelled_agents_leave, fleets_with_cancellations
+
+    def cancel_only(self: Any, msg: Any = None) -> bool:  # the future ends, its subscription stays
+        return asyncio.Future.cancel(self, msg)
+
+    monkeypatch.setattr(_Inbox, "cancel", cancel_only)
+    expect_counterexample(check_cancelled_agents_leave, fleets_with_cancellations(), AGENT_EXAMPLES)
+
+
 def test_catches_remote_calls_dropping_keyword_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     from cascade.adapters.dask_executor import DaskExecutor
 

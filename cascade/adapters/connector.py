@@ -206,13 +206,12 @@ class InMemorySubscription(BoundedDelivery):
         self._queue: deque[Message] | None = deque() if is_async else None
         self._worker: asyncio.Task[None] | None = None
         self._max = max_pending
-        self._future: asyncio.Future[Any] | None = None  # set by ``_subscribe_future`` (cs.recv)
+        self._future: _Inbox | None = None  # a cs.recv listening on a filter (see _listen)
 
     def _deliver(self, msg: Message) -> None:
         fut = self._future
         if fut is not None:  # a one-shot listener: the first message completes its future
-            if not fut.done():
-                fut.set_result(msg)
+            fut._take(msg)  # an _Inbox: completes once, then leaves
             return
         self._hand_over(msg)
 
@@ -322,7 +321,7 @@ class InMemoryConnector:
                 continue
             if type(subs) is tuple and type(fut := subs[0]) is _Inbox:  # one listening cs.recv
                 if not fut.done():
-                    fut.set_result(_message(Message, (topic, payload, False)))
+                    fut._take(_message(Message, (topic, payload, False)))
                 continue
             _deliver_all(subs, topic, payload)
 
@@ -342,15 +341,21 @@ class InMemoryConnector:
             raise TypeError(f"subscribe({topic!r}, handler): handler must be callable, got {handler!r}")
         return self._add(topic, handler, _is_async(handler), max_pending, None)
 
-    def _listen(self, topic: str) -> asyncio.Future[Any]:
+    def _listen(self, topic: str) -> _Inbox:
         """A one-shot listener for ``cs.recv``: a future the first message to the filter ``topic``
         completes (a matching retained message at once); later ones are ignored until
         :meth:`_unlisten`. On an exact topic the future itself is the subscriber."""
         fut = _Inbox(loop=asyncio.get_running_loop())
+        fut._timer = None
         if type(topic) is not str or not topic or "+" in topic or "#" in topic:
             # validates; a wildcard listens as a subscription
+            fut._owner = None  # not registered yet (and a malformed filter raises in _add)
             self._wild_listeners[fut] = self._add(topic, None, False, None, fut)
+            fut._owner, fut._topic = self, topic
+            if fut.done():  # _add delivered a retained message: leave at once
+                fut._leave()
             return fut
+        fut._owner, fut._topic = self, topic
         exact = self._exact
         subs = exact.get(topic)
         if subs is None:
@@ -362,7 +367,7 @@ class InMemoryConnector:
         if self._retained:
             payload = self._retained.get(topic)
             if payload is not None:
-                fut.set_result(Message(topic, payload, True))
+                fut._take(Message(topic, payload, True))
         return fut
 
     def _unlisten(self, topic: str, fut: asyncio.Future[Any]) -> None:
@@ -393,13 +398,8 @@ class InMemoryConnector:
         if len(self._spare) < _SPARE:
             self._spare.append(subs)
 
-    def _subscribe_future(self, topic: str, fut: asyncio.Future[Any]) -> InMemorySubscription:
-        """A one-shot subscription: the first matching message completes ``fut`` (later ones are
-        ignored until it unsubscribes). No handler call, no closure."""
-        return self._add(topic, None, False, None, fut)
-
     def _add(self, topic: str, handler: Any, is_async: bool, max_pending: int | None,
-             fut: asyncio.Future[Any] | None) -> InMemorySubscription:
+             fut: _Inbox | None) -> InMemorySubscription:
         wild = type(topic) is not str or "+" in topic or "#" in topic
         if wild or not topic:
             validate_filter(topic)
@@ -450,13 +450,39 @@ class InMemoryConnector:
 
 class _Inbox(asyncio.Future[Any]):
     """The future of a listening ``cs.recv``, itself the subscriber of its exact topic: the first
-    message completes it, later ones are ignored (until the listener leaves)."""
+    message completes it and it leaves its topic at once (with its timer, if any), as it does when
+    it is cancelled. ``cs.recv`` is this future, awaited by the engine: no coroutine per listen."""
 
-    __slots__ = ()
+    __slots__ = ("_owner", "_topic", "_timer")
+    _owner: InMemoryConnector | None  # None once it has left (or before it is registered)
+    _topic: str
+    _timer: asyncio.TimerHandle | None  # its timeout, set by cs.recv
 
-    def _deliver(self, msg: Message) -> None:
+    def _take(self, msg: Any) -> None:
+        """Complete with ``msg`` (a message, or ``cs.TIMED_OUT`` from the timer) and leave; a
+        listener that already has its message ignores later ones."""
         if not self.done():
             self.set_result(msg)
+            self._leave()
+
+    _deliver = _take  # as a subscriber of its topic
+
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel (the awaiting run was cancelled) and leave the topic."""
+        if not super().cancel(msg):
+            return False
+        self._leave()
+        return True
+
+    def _leave(self) -> None:
+        owner = self._owner
+        if owner is not None:
+            self._owner = None
+            timer = self._timer
+            if timer is not None:
+                self._timer = None
+                timer.cancel()
+            owner._unlisten(self._topic, self)
 
 
 def _deliver_all(subs: Any, topic: str, payload: Any) -> None:
@@ -466,14 +492,13 @@ def _deliver_all(subs: Any, topic: str, payload: Any) -> None:
         sub = next(iter(subs))
         if type(sub) is _Inbox:
             if not sub.done():  # no message object for a listener that already has one
-                sub.set_result(_message(Message, (topic, payload, False)))
+                sub._take(_message(Message, (topic, payload, False)))
         elif sub.active:
             sub._deliver(_message(Message, (topic, payload, False)))
         return
     msg = _message(Message, (topic, payload, False))
     for sub in tuple(subs):
         if type(sub) is _Inbox:
-            if not sub.done():
-                sub.set_result(msg)
+            sub._take(msg)
         elif sub.active:
             sub._deliver(msg)

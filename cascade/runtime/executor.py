@@ -73,13 +73,32 @@ NOT_AWAITABLE = _ATOMIC | {list, tuple, dict, set, frozenset, LazyResult, Mapped
 
 
 def returned_awaitable(value: Any) -> bool:
-    """Whether a sync task's return value is a coroutine or other awaitable (it is then awaited)."""
-    return type(value) not in NOT_AWAITABLE and inspect.isawaitable(value)
+    """Whether a sync task's return value is a coroutine or other awaitable (it is then awaited).
+
+    ``inspect.isawaitable``'s answer; a type with an ``__await__`` (a coroutine, a future) is
+    known at once, without its ABC check (a Python-level ``__instancecheck__`` per call)."""
+    t = type(value)
+    if t in NOT_AWAITABLE:
+        return False
+    return getattr(t, "__await__", None) is not None or inspect.isawaitable(value)
 
 
 async def awaited(aw: Any) -> Any:
     """A coroutine for the awaitable a sync task returned, driven like an async task's coroutine."""
-    return await aw
+    try:
+        return await aw
+    except BaseException:
+        cancel_pending(aw)
+        raise
+
+
+def cancel_pending(aw: Any) -> None:
+    """Cancel ``aw`` when it is a future still pending. An exception thrown into the coroutine that
+    awaits it (a cancellation that reaches the call before its Task's first step, a close) would
+    otherwise leave the future waiting, as a Task's own cancellation never does (``cs.recv``'s
+    future leaves its topic when cancelled)."""
+    if asyncio.isfuture(aw) and not aw.done():
+        aw.cancel()
 
 
 def is_lazy(value: Any) -> bool:
@@ -923,7 +942,7 @@ class Scheduler:
                 else:
                     v = st.fn(*args, **kwargs)
                 if not st.is_async and returned_awaitable(v):
-                    v = await v
+                    v = await awaited(v)
                 if p != len(self.steps) - 1 and is_lazy(v):
                     v = await self.ctx.evaluate(v)
             except Exception as exc:

@@ -38,6 +38,7 @@ from .executor import (
     Scheduler,
     advance,
     awaited,
+    cancel_pending,
     missing_run_resources,
     note_failure,
     resolve_args,
@@ -114,6 +115,7 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
     prev_prog: Program | None = None
     alt_shape: int | None = None
     alt_prog: Program | None = None
+    coro: Any  # the call being awaited (a coroutine, or the awaitable a sync task returned)
     try:
         while True:
             ctx.iteration += 1
@@ -190,7 +192,13 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                     else:
                         value = fn(*args, **kwargs) if kwargs else fn(*args)
                         if returned_awaitable(value):
-                            value = await value
+                            coro = value
+                            try:
+                                value = await coro
+                            except BaseException:
+                                cancel_pending(coro)  # what awaited(value) does
+                                raise
+                            coro = None
                 except BaseException as exc:
                     note_failure(exc, prog.steps, 0)
                     if bus is not None:
@@ -225,7 +233,6 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                     if bus is not None:
                         bus.publish(TaskExecutionStarted(ctx.run_id, name, k, iteration))
                     try:
-                        coro: Any
                         if op == OP_AWAIT_ONE:  # a chain's step: every later step depends on it
                             v = await fn(values[spec])
                         elif op == OP_AWAIT_LIST1:
@@ -268,7 +275,19 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                             if not is_async:
                                 v = fn(*args, **kwargs) if kwargs else fn(*args)
                                 # a sync task that returned an awaitable: driven like an async step
-                                coro = awaited(v) if type(v) not in NOT_AWAITABLE and returned_awaitable(v) else None
+                                if type(v) in NOT_AWAITABLE or not returned_awaitable(v):
+                                    coro = None
+                                elif tail:  # awaited here, as awaited(v) would: one coroutine less
+                                    args = kwargs = None
+                                    coro = v
+                                    try:
+                                        v = await coro
+                                    except BaseException:
+                                        cancel_pending(coro)  # what awaited(v) does
+                                        raise
+                                    coro = None
+                                else:
+                                    coro = awaited(v)
                             else:
                                 coro = fn(*args, **kwargs) if kwargs else fn(*args)
                             if coro is None:

@@ -86,31 +86,27 @@ async def _wait(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+def _time_out(fut: Any) -> None:
+    fut._take(TIMED_OUT)  # an _Inbox: completes (unless a message came first) and leaves its topic
+
+
 @task(name="cs.recv")
-async def _recv(topic: str, timeout: float | None = None,
-                connector: Any = _CONNECTOR) -> Any:
+def _recv(topic: str, timeout: float | None = None, connector: Any = _CONNECTOR) -> Any:
+    # A sync task that returns what the engine then awaits (as for any sync task returning an
+    # awaitable): on the engine's default connector, the listening future itself, which leaves
+    # its topic and cancels its timer the moment it completes (a message, the timeout) or is
+    # cancelled, so a listen costs no coroutine. Any other connector: a coroutine that subscribes.
     if type(topic) is not str or not topic:
         _check_topic("cs.recv(topic)", topic, True)
     if type(timeout) is not float or not timeout >= 0.0:
         _check_seconds("cs.recv(timeout)", timeout, True)
     if type(connector) is not InMemoryConnector:
-        return await _recv_from(connector, topic, timeout)
-    # The engine's default connector: a future of its own is the listener (nothing to await to
-    # subscribe or to leave, no subscription object for an exact topic).
+        return _recv_from(connector, topic, timeout)
     fut = connector._listen(topic)
-    try:
-        if fut.done():  # a retained message, delivered on subscribe
-            return fut.result()
-        if timeout is None:
-            return await fut
+    if timeout is not None and not fut.done():  # not done: no retained message at once
         loop = fut.get_loop()
-        timer = loop.call_at(loop.time() + timeout, _expire, fut, context=_EXPIRE_CONTEXT)  # call_later
-        try:
-            return await fut
-        finally:
-            timer.cancel()
-    finally:  # on a message, on timeout and on cancellation alike
-        connector._unlisten(topic, fut)
+        fut._timer = loop.call_at(loop.time() + timeout, _time_out, fut, context=_EXPIRE_CONTEXT)  # call_later
+    return fut
 
 
 async def _recv_from(connector: Any, topic: str, timeout: float | None) -> Any:
@@ -138,19 +134,24 @@ async def _recv_from(connector: Any, topic: str, timeout: float | None) -> Any:
 
 
 @task(name="cs.publish")
-async def _publish(topic: Any, payload: Any, retain: bool = False,
-                   connector: Any = _CONNECTOR) -> None:
-    if type(connector) is InMemoryConnector:  # checks each topic itself, never waits
-        try:
-            if type(topic) is str:
-                connector.publish_nowait(topic, payload, retain)
-            else:
-                connector._publish_each(_topics(topic, False), payload, retain)
-        except ValueError as exc:
-            raise ValueError(f"cs.publish(topic): {exc}") from None
-    else:
-        for t in _topics(topic):
-            await connector.publish(t, payload, retain)
+def _publish(topic: Any, payload: Any, retain: bool = False, connector: Any = _CONNECTOR) -> Any:
+    # Sync on the engine's default connector (it never waits: no coroutine per publish); any
+    # other connector: a coroutine the engine awaits, publishing to each topic in order.
+    if type(connector) is not InMemoryConnector:
+        return _publish_to(connector, _topics(topic), payload, retain)
+    try:  # the connector checks each topic itself
+        if type(topic) is str:
+            connector.publish_nowait(topic, payload, retain)
+        else:
+            connector._publish_each(_topics(topic, False), payload, retain)
+    except ValueError as exc:
+        raise ValueError(f"cs.publish(topic): {exc}") from None
+    return None
+
+
+async def _publish_to(connector: Any, topics: Any, payload: Any, retain: bool) -> None:
+    for t in topics:
+        await connector.publish(t, payload, retain)
 
 
 def _topics(topic: Any, check: bool = True) -> tuple[str, ...] | list[str]:

@@ -146,10 +146,12 @@ async def test_a_listening_future_and_a_handler_share_a_topic_in_subscription_or
     sub = conn.subscribe_nowait("inbox", lambda m: got.append(("handler", m.payload, first.done())))
     assert conn.subscription_count == 2
     conn.publish_nowait("inbox", "a")
-    # the future listened first, so it got the message before the handler ran
+    # the future listened first, so it got the message before the handler ran, and left at once
     assert first.result().payload == "a" and got == [("handler", "a", True)]
-    conn._unlisten("inbox", first)
+    assert conn.subscription_count == 1
+    conn._unlisten("inbox", first)  # leaving again changes nothing
     conn.publish_nowait("inbox", "b")
+    assert first.result().payload == "a"
     assert got[-1] == ("handler", "b", True) and conn.subscription_count == 1
     await sub.unsubscribe()
     assert conn.subscription_count == 0 and conn._exact == {}
@@ -159,13 +161,33 @@ async def test_a_listening_future_and_a_handler_share_a_topic_in_subscription_or
 async def test_two_listeners_on_one_inbox_both_hear_and_leave_cleanly():
     conn = InMemoryConnector()
     a, b = conn._listen("x"), conn._listen("x")
+    assert conn.subscription_count == 2
     conn._publish_each(("x", "y"), 7, False)
     assert a.result().payload == 7 and b.result().payload == 7
+    assert conn.subscription_count == 0 and conn._exact == {}  # each left on its message
     conn._unlisten("x", a)
     conn._unlisten("x", a)  # idempotent
+    c = conn._listen("x")
+    conn._unlisten("x", b)  # a listener that already left never removes another one
     assert conn.subscription_count == 1
-    conn._unlisten("x", b)
+    conn._unlisten("x", c)
     assert conn.subscription_count == 0 and conn._exact == {}
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_listener_leaves_its_topic_and_its_timer_is_cancelled():
+    conn = InMemoryConnector()
+    loop = asyncio.get_running_loop()
+    fut = conn._listen("x")
+    fut._timer = timer = loop.call_later(60, lambda: None)
+    wild = conn._listen("x/#")
+    assert conn.subscription_count == 2
+    assert fut.cancel() and wild.cancel()
+    assert conn.subscription_count == 0 and conn._exact == {} and conn._wild_listeners == {}
+    assert timer.cancelled()
+    assert not fut.cancel()  # already done: nothing left to leave
+    conn.publish_nowait("x", "late")  # nobody listens: dropped, as for any topic without subscribers
+    assert fut.cancelled()
 
 
 @pytest.mark.asyncio

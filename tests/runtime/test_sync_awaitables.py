@@ -152,3 +152,57 @@ async def test_hot_and_slow_publish_the_same_events():
     assert streams[0] == streams[1]
     assert len(streams[0]) == 8  # started + finished for each of the 4 calls
 
+
+
+# -- a cancellation thrown into the run while it awaits the returned future -----------------------
+# A Task's own cancellation cancels the future it waits on; a cancellation thrown into the awaiting
+# coroutine (a call that its Task never started: see executor.resume) must end the future too, as a
+# coroutine's ``finally`` would end what it holds (cs.recv's future then leaves its topic).
+PENDING: list[asyncio.Future] = []
+
+
+@cs.task
+def returns_pending(x):
+    fut = asyncio.get_running_loop().create_future()
+    PENDING.append(fut)
+    return fut
+
+
+@pytest.mark.parametrize("hot", [True, False], ids=["hot", "slow"])
+@pytest.mark.parametrize("shape", ["single-call", "tail-step"])
+@pytest.mark.asyncio
+async def test_a_cancellation_thrown_in_while_awaiting_cancels_the_returned_future(hot, shape):
+    PENDING.clear()
+    target = returns_pending(1) if shape == "single-call" else inc(returns_pending(1))
+    run = cs.Engine(hot_plans=hot).run(target)
+    waited = run.send(None)
+    while waited is not None and not PENDING:  # the slow path's scheduler may yield first
+        waited = run.send(None)
+    (fut,) = PENDING
+    assert not fut.done()
+    with pytest.raises(asyncio.CancelledError):
+        run.throw(asyncio.CancelledError())
+    assert fut.cancelled()
+
+
+@pytest.mark.asyncio
+async def test_awaited_cancels_its_pending_future_on_a_throw_or_a_close_but_not_a_finished_one():
+    from cascade.runtime.executor import awaited
+
+    loop = asyncio.get_running_loop()
+    thrown, closed, done = loop.create_future(), loop.create_future(), loop.create_future()
+    for fut, end in ((thrown, "throw"), (closed, "close")):
+        coro = awaited(fut)
+        assert coro.send(None) is fut
+        if end == "throw":
+            with pytest.raises(asyncio.CancelledError):
+                coro.throw(asyncio.CancelledError())
+        else:
+            coro.close()
+        assert fut.cancelled(), end
+    coro = awaited(done)
+    assert coro.send(None) is done
+    done.set_exception(KeyError("own failure"))
+    with pytest.raises(KeyError):
+        coro.send(None)
+    assert not done.cancelled()  # a future that failed on its own stays as it ended
