@@ -458,7 +458,7 @@ def test_catches_cancelled_waiter_removed_twice_from_the_constraint_queue(monkey
 
 
 def test_catches_connector_delivering_to_another_subscriber(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cascade.adapters.connector import InMemoryConnector, Message
+    from cascade.adapters.connector import InMemoryConnector, Message, _Inbox
 
     from .test_agents_at_scale import EXAMPLES as AGENT_EXAMPLES
     from .test_agents_at_scale import check_agents_isolated
@@ -470,7 +470,8 @@ def test_catches_connector_delivering_to_another_subscriber(monkeypatch: pytest.
         original(self, topic, payload, retain)
         first = next(iter(self._exact), None)  # cross talk: the oldest subscriber hears it too
         if first is not None and first != topic:
-            for sub in list(self._exact[first]):
+            subs = self._exact[first]  # a lone listening cs.recv, or a set of subscribers
+            for sub in [subs] if type(subs) is _Inbox else list(subs):
                 sub._deliver(Message(topic, payload, False))
 
     monkeypatch.setattr(InMemoryConnector, "publish_nowait", leaky)

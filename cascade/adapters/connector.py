@@ -252,7 +252,7 @@ class InMemoryConnector:
         # exact topic -> its subscribers in subscription order (a dict as an ordered set: O(1)
         # removal): subscriptions, and ``cs.recv`` listeners (an :class:`_Inbox` future each: no
         # subscription object per listen). Every entry has ``_deliver(message)``. The commonest
-        # topic, an inbox with one listening ``cs.recv``, holds a 1-tuple of it instead of a set.
+        # topic, an inbox with one listening ``cs.recv``, holds that _Inbox itself instead of a set.
         self._exact: dict[str, Any] = {}
         self._wild: dict[InMemorySubscription, None] = {}
         self._wild_listeners: dict[asyncio.Future[Any], InMemorySubscription] = {}  # cs.recv on a filter
@@ -269,7 +269,7 @@ class InMemoryConnector:
         """End every subscription (their queued messages are dropped, running handlers cancelled)."""
         self.connected = False
         for topic, subs in list(self._exact.items()):
-            for sub in list(subs):
+            for sub in ([subs] if type(subs) is _Inbox else list(subs)):
                 if type(sub) is InMemorySubscription:
                     sub._close()
                 else:  # a cs.recv listener: it no longer hears anything (it still times out)
@@ -296,7 +296,11 @@ class InMemoryConnector:
                 self._retained[topic] = payload
         exact = self._exact.get(topic)
         if exact is not None:
-            _deliver_all(exact, topic, payload)
+            if type(exact) is _Inbox:  # one listening cs.recv
+                if not exact.done():
+                    exact._take(_message(Message, (topic, payload, False)))
+            else:
+                _deliver_all(exact, topic, payload)
         if self._wild:
             levels = topic.split("/")
             msg = _message(Message, (topic, payload, False))
@@ -319,9 +323,9 @@ class InMemoryConnector:
             subs = exact_subs.get(topic)
             if subs is None:
                 continue
-            if type(subs) is tuple and type(fut := subs[0]) is _Inbox:  # one listening cs.recv
-                if not fut.done():
-                    fut._take(_message(Message, (topic, payload, False)))
+            if type(subs) is _Inbox:  # one listening cs.recv
+                if not subs.done():
+                    subs._take(_message(Message, (topic, payload, False)))
                 continue
             _deliver_all(subs, topic, payload)
 
@@ -359,9 +363,9 @@ class InMemoryConnector:
         exact = self._exact
         subs = exact.get(topic)
         if subs is None:
-            exact[topic] = (fut,)
+            exact[topic] = fut
         else:
-            if type(subs) is tuple:
+            if type(subs) is _Inbox:
                 subs = exact[topic] = self._as_set(subs)
             subs[fut] = None
         if self._retained:
@@ -380,17 +384,17 @@ class InMemoryConnector:
 
     def _unlisten_exact(self, topic: str, fut: Any) -> None:
         subs = self._exact.get(topic)
-        if type(subs) is tuple:
-            if subs[0] is fut:
+        if type(subs) is _Inbox:
+            if subs is fut:
                 del self._exact[topic]
         elif subs is not None:
             subs.pop(fut, None)
             if not subs:
                 self._drop(topic, subs)
 
-    def _as_set(self, one: tuple[Any]) -> dict[Any, None]:
+    def _as_set(self, one: _Inbox) -> dict[Any, None]:
         subs = self._spare.pop() if self._spare else {}
-        subs[one[0]] = None
+        subs[one] = None
         return subs
 
     def _drop(self, topic: str, subs: dict[Any, None]) -> None:
@@ -411,7 +415,7 @@ class InMemoryConnector:
             subs = self._exact.get(topic)
             if subs is None:
                 subs = self._exact[topic] = self._spare.pop() if self._spare else {}
-            elif type(subs) is tuple:  # the inbox of a listening cs.recv
+            elif type(subs) is _Inbox:  # the inbox of a listening cs.recv
                 subs = self._exact[topic] = self._as_set(subs)
             subs[sub] = None
             if self._retained:
@@ -440,7 +444,7 @@ class InMemoryConnector:
     @property
     def subscription_count(self) -> int:
         """How many subscriptions are active (exact and wildcard; a listening ``cs.recv`` is one)."""
-        return sum(len(s) for s in self._exact.values()) + len(self._wild)
+        return sum(1 if type(s) is _Inbox else len(s) for s in self._exact.values()) + len(self._wild)
 
     def retained(self, topic: str) -> Any:
         """The payload retained on ``topic``, or ``None``."""
