@@ -13,7 +13,19 @@ Safe by construction:
 - the collector's state is restored on every exit (``finally``), exceptions included, and only
   when this module switched it off: a collector the application disabled stays disabled;
 - pauses nest (one counter for every thread): the collector comes back when the outermost ends;
-- nothing is frozen or moved between generations, so no object is kept or leaked.
+- no object is kept or leaked (see Promotion for the one move between generations).
+
+Promotion: when a pause ends after a big build (``PROMOTE_AFTER`` or more net container
+allocations), the collector would start with one young-generation pass over everything the build
+allocated (measured: about 1 us per node of a 100,000-node run, a sixth of its time), then pass
+over it again in the middle generation. Instead every tracked object is moved to the oldest
+generation at once (``gc.freeze()`` then ``gc.unfreeze()``: two list moves, nothing traversed),
+where the next full collection sees it, as it would have after the young passes. What this delays:
+cyclic garbage that was young when the build ended (at most one young generation's worth) is
+freed by the next full collection instead of the next young one. It is skipped when the
+application has frozen objects itself (``gc.get_freeze_count()``: its permanent generation is left
+alone) and when the application disabled the collector; small pauses (a loop's per-iteration
+compile on the slow path) never promote, so the young passes keep running for them.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ from types import TracebackType
 
 __all__ = ["collector_paused"]
 
+PROMOTE_AFTER = 20_000  # net container allocations in a pause from which its objects are promoted
 _lock = threading.Lock()
 _depth = 0
 _ours = False  # whether the outermost pause switched the collector off (so it switches it on)
@@ -47,6 +60,9 @@ class _Pause:
             _depth -= 1
             if _depth == 0 and _ours:
                 _ours = False
+                if gc.get_count()[0] >= PROMOTE_AFTER and not gc.get_freeze_count():
+                    gc.freeze()  # see "Promotion" in the module docstring
+                    gc.unfreeze()
                 gc.enable()
 
 

@@ -112,3 +112,68 @@ def test_nothing_is_frozen_and_a_finished_graph_is_collectable():
     gc.collect()
     assert ref() is None
     assert gc.get_freeze_count() == 0
+
+
+# -- promotion after a big build (see "Promotion" in cascade/graph/gcpause.py) ---------------------
+class _Node:
+    """A tracked object with a weak reference, to find it in a generation and see it freed."""
+
+
+def _generation_of(obj: object) -> int | None:
+    return next((g for g in range(3) if any(o is obj for o in gc.get_objects(generation=g))), None)
+
+
+def test_a_big_pause_promotes_its_objects_to_the_oldest_generation_without_a_pass():
+    import cascade.graph.gcpause as gcpause
+
+    gc.collect()
+    passes = []
+    gc.callbacks.append(callback := lambda phase, info: passes.append(info["generation"]))
+    try:
+        with collector_paused():
+            kept = [_Node() for _ in range(gcpause.PROMOTE_AFTER)]
+        assert gc.get_count()[0] < 10  # the build's allocations no longer count as young
+        assert passes == []  # promoted, not traversed
+        assert _generation_of(kept[-1]) == 2
+        assert gc.get_freeze_count() == 0  # nothing left frozen
+    finally:
+        gc.callbacks.remove(callback)
+
+
+def test_a_small_pause_leaves_its_objects_young():
+    gc.collect()
+    with collector_paused():
+        kept = [_Node() for _ in range(100)]
+    assert _generation_of(kept[-1]) == 0
+
+
+def test_promotion_leaves_an_application_freeze_alone():
+    import cascade.graph.gcpause as gcpause
+
+    gc.collect()
+    frozen = _Node()
+    gc.freeze()
+    try:
+        count = gc.get_freeze_count()
+        with collector_paused():
+            kept = [_Node() for _ in range(gcpause.PROMOTE_AFTER)]
+        assert gc.get_freeze_count() == count  # the application's permanent generation as it was
+        assert _generation_of(frozen) is None  # still frozen: in no generation
+        assert _generation_of(kept[-1]) in (0, 1)  # not promoted (a young pass may have run since)
+    finally:
+        gc.unfreeze()
+
+
+def test_cyclic_garbage_promoted_by_a_big_pause_is_still_collected():
+    import cascade.graph.gcpause as gcpause
+
+    gc.collect()
+    cycle = _Node()
+    cycle.me = cycle  # type: ignore[attr-defined]
+    alive = weakref.ref(cycle)
+    del cycle
+    with collector_paused():
+        kept = [_Node() for _ in range(gcpause.PROMOTE_AFTER)]
+    assert alive() is not None  # young garbage moved to the oldest generation with the build
+    gc.collect()
+    assert alive() is None and len(kept) == gcpause.PROMOTE_AFTER
