@@ -426,6 +426,11 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
                 check_call(task, args, kwargs, 2)
             h = hash((hash((task.key, 1, b[SHAPE])), 2))
             return _tuple_new(LazyResult, (task, args, kwargs, (b,), 1, h, 1, None, h))
+        elif ta in _ATOMIC and tb in _ATOMIC:  # ``cs.recv(topic, timeout)``: two plain literals
+            if 2 not in task.sig_ok:
+                check_call(task, args, kwargs, 2)
+            h = hash((task.key, 2))
+            return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
     elif nargs == 0 and len(kwargs) == 1:
         # ``step(x=previous)`` or ``step(x=literal)``. A lazy input by one keyword always comes
         # here, so its shape formula is its own (one hash); a literal keeps the general loop's (a

@@ -188,3 +188,13 @@ def test_two_argument_calls_list_their_inputs_and_shape_by_structure(make, deps)
     assert make(inc(5), double(6))._shape == lr._shape  # literals and the inputs' values left out
     assert add(double(1), 1)._shape != add(inc(1), 1)._shape  # the input's own template counts
     assert add(a, 1)._shape != add(1, a)._shape  # so does its position
+
+
+def test_two_literal_arguments_share_the_template_of_any_two_literals() -> None:
+    # ``cs.recv(topic, timeout)``'s call: two plain literals take a fast path of their own, which
+    # must record what the general loop records for literals of other types (a plain object, a
+    # literal list): no inputs, literal mode, one template for every literal value and type.
+    fast = add("x", 2.5)
+    assert fast._deps == () and fast._mode == 0
+    assert fast._shape == add(1, 2)._shape == add(1, _Plain())._shape == add([1], None)._shape
+    assert fast._shape != add(inc(1), 2)._shape and fast._shape != inc(1)._shape
