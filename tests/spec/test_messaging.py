@@ -209,3 +209,37 @@ async def test_publish_to_a_list_reaches_exact_subscribers_and_a_waiting_recv(en
     await engine.run(cs.publish(("n/1", "n/2", "n/3"), "flash"))
     assert await listening == "flash"
     assert first == ["flash"] and second == ["flash"]
+
+
+@cs.task
+def both(a, b):
+    return (a, b)
+
+
+@pytest.mark.parametrize(
+    ("make", "listeners"),
+    [
+        (lambda: cs.recv("t"), 1),  # the iteration is the one call
+        (lambda: payload_of(cs.recv("t")), 1),  # a chain step, awaited by the walker
+        (lambda: both(cs.recv("a"), cs.recv("b")), 2),  # two listens overlapping in the scheduler
+        (lambda: payload_of(cs.recv("t").with_retry(max_attempts=2)), 1),  # a governed call
+        (lambda: payload_of(cs.recv("room/+")), 1),  # a wildcard filter
+    ],
+    ids=["single-call", "chain-step", "overlapping", "governed", "wildcard"],
+)
+@pytest.mark.asyncio
+async def test_every_listener_leaves_when_its_run_is_cancelled_on_every_path(any_engine, make, listeners):
+    run = asyncio.ensure_future(any_engine.run(make()))
+    await until(lambda: any_engine.connector.subscription_count == listeners)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert any_engine.connector.subscription_count == 0
+    assert not any_engine.connector._exact and not any_engine.connector._wild_listeners
+
+
+@pytest.mark.asyncio
+async def test_a_run_cut_short_by_wait_for_leaves_no_listener(any_engine):
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(any_engine.run(both(cs.recv("a", timeout=60.0), cs.recv("b"))), 0.01)
+    assert any_engine.connector.subscription_count == 0
