@@ -192,13 +192,7 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                     else:
                         value = fn(*args, **kwargs) if kwargs else fn(*args)
                         if returned_awaitable(value):
-                            coro = value
-                            try:
-                                value = await coro
-                            except BaseException:
-                                cancel_pending(coro)  # what awaited(value) does
-                                raise
-                            coro = None
+                            value = await awaited(value)
                 except BaseException as exc:
                     note_failure(exc, prog.steps, 0)
                     if bus is not None:
