@@ -347,8 +347,9 @@ class InMemoryConnector:
 
     def _listen(self, topic: str) -> _Inbox:
         """A one-shot listener for ``cs.recv``: a future the first message to the filter ``topic``
-        completes (a matching retained message at once); later ones are ignored until
-        :meth:`_unlisten`. On an exact topic the future itself is the subscriber."""
+        completes (a matching retained message at once), and which then leaves the topic, as it
+        does when cancelled (:class:`_Inbox`); :meth:`_unlisten` ends it earlier. On an exact topic
+        the future itself is the subscriber."""
         fut = _Inbox(loop=asyncio.get_running_loop())
         fut._timer = None
         if type(topic) is not str or not topic or "+" in topic or "#" in topic:
