@@ -46,8 +46,17 @@ import weakref
 from typing import Any, Callable, Mapping
 
 from ..errors import ResourceError
-from ..spec.lazy import POLICY, LazyResult, MappedLazyResult, Router, _finish, _Policies, _tuple_new
-from ..spec.task import Task
+from ..spec.lazy import (
+    POLICY,
+    LazyResult,
+    MappedLazyResult,
+    Router,
+    _finish,
+    _Policies,
+    _tuple_new,
+    argument_label,
+)
+from ..spec.task import Task, positional_names
 
 __all__ = ["DaskExecutor", "dumps", "loads"]
 
@@ -354,8 +363,9 @@ def _pack_call(task_name: str, fn: Any, args: Any, kwargs: Mapping[str, Any]) ->
         return dumps((fn, tuple(args), dict(kwargs)))
     except Exception as exc:
         where = "its function (a closure or global it uses)"
-        for label, value in [*((f"argument {i}", a) for i, a in enumerate(args)),
-                             *((f"argument {k!r}", v) for k, v in kwargs.items())]:
+        names = positional_names(fn, ())
+        for label, value in [*((argument_label(names, i), a) for i, a in enumerate(args)),
+                             *((argument_label(names, k), v) for k, v in kwargs.items())]:
             try:
                 dumps(value)
             except Exception:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ..spec.lazy import LazyResult, MappedLazyResult, Router, _sorted_keys
+from ..spec.lazy import LazyResult, MappedLazyResult, Router, _sorted_keys, argument_label
 from ..spec.markers import Marker
 
 __all__ = ["digest", "encode_literal", "encode_args", "plain_call_texts"]
@@ -66,7 +66,7 @@ def encode_args(obj: LazyResult, dep_ids: list[str], literals: bool) -> str:
         for n, where in enumerate(sorted(obj.kwargs)):
             parts.append(("," if n else "") + f"{where}={_arg(obj.kwargs[where], literals, it)}")
     except Exception as exc:
-        arg = f"argument {where}" if isinstance(where, int) else f"argument {where!r}"
+        arg = argument_label(obj.task.positional, where)
         cls = ValueError if isinstance(exc, ValueError) else TypeError
         raise cls(
             f"task {obj.task.name!r} {arg}: cannot be encoded for the graph's identity: "

@@ -29,6 +29,7 @@ from ..spec.lazy import (
     MappedLazyResult,
     Router,
     _sorted_keys,
+    argument_label,
 )
 from ..spec.markers import Env, Inject, Marker, Param
 from ..spec.resource import Resource
@@ -125,8 +126,9 @@ class Program:
 def _markers(obj: LazyResult) -> list[tuple[str, Marker]]:
     """Every marker in a call's arguments, with the argument it sits in."""
     out: list[tuple[str, Marker]] = []
-    stack: list[tuple[str, Any]] = [(f"argument {i}", a) for i, a in enumerate(obj.args)]
-    stack += [(f"argument {k!r}", v) for k, v in obj.kwargs.items()]
+    names = obj.task.positional
+    stack: list[tuple[str, Any]] = [(argument_label(names, i), a) for i, a in enumerate(obj.args)]
+    stack += [(argument_label(names, k), v) for k, v in obj.kwargs.items()]
     while stack:
         where, value = stack.pop()
         if isinstance(value, Marker):

@@ -16,6 +16,7 @@ result carries, computed once at creation:
 from __future__ import annotations
 
 from operator import itemgetter
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .markers import Marker
@@ -53,6 +54,7 @@ class TaskBase:
 
     __slots__ = ()
     name: str
+    positional: tuple[str | None, ...]  # see Task.__init__ and new_lazy
     maps: Any  # the mapped task, on the internal fan-out task of a dynamic map; else None
 
 
@@ -154,11 +156,22 @@ def _scan_container(root: Any, deps: list[Any]) -> Any:
             parent[3].append((frame[4], shape))
 
 
+def argument_label(positional: tuple[str | None, ...], where: int | str) -> str:
+    """How errors name an argument: by its parameter's name where its position has one
+    (``argument 'x'``, as for the keyword: ``f(1)`` and ``f(x=1)`` are one call), else by its
+    position (``argument 0``). ``positional`` is the task's ``positional``."""
+    if isinstance(where, int):
+        if where >= len(positional) or positional[where] is None:
+            return f"argument {where}"
+        where = positional[where]  # type: ignore[assignment]
+    return f"argument {where!r}"
+
+
 def _argument_error(task: Task, where: Any, exc: Exception) -> Exception:
     """The error for an argument that cannot be described, naming the task and the argument:
     ``ValueError`` for a self-containing container, else ``TypeError`` (what the argument's own
     ``__lt__``/``__repr__``/... raised is chained as the cause)."""
-    arg = f"argument {where}" if isinstance(where, int) else f"argument {where!r}"
+    arg = argument_label(task.positional, where)
     if isinstance(exc, UncalledTaskError):
         name = exc.task.name
         return TypeError(
@@ -210,6 +223,9 @@ def _policy(field: int, doc: str) -> Any:
 
 class LazyResult(tuple):
     """An immutable description of one call of a task: ``task``, ``args``, ``kwargs`` and policies.
+
+    A keyword argument that binds exactly as a positional one is in ``args`` (``step(x=a)`` of
+    ``def step(x)`` has ``args == (a,)``); see :func:`new_lazy`.
 
     Chaining methods (``run_if``, ``after``, ``with_retry``, ``with_cache``, ``with_constraints``)
     return a new lazy result and leave the receiver unchanged. Lazy results compare and hash by
@@ -365,95 +381,133 @@ def _check_constraints(task_name: str, amounts: Mapping[str, Any]) -> None:
             raise type(exc)(f"task {task_name!r}: {exc}") from None
 
 
-def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
+class _Unset:
+    """The default of a parameter slot of :func:`new_lazy`: no argument was bound to it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset()
+SLOTS = 2  # the parameters of a task that its call binds by name (see ``caller_for``)
+
+
+def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **kwargs: Any) -> LazyResult:
     """Create a lazy result for ``task(*args, **kwargs)``; see the module docstring for the fields.
 
     It is ``Task.__call__`` itself, so a call costs one Python frame; the shape hash is folded
     argument by argument so that plain literals cost nothing but a type check.
 
+    Keyword arguments that a plain function binds exactly as positional ones are stored as
+    positional ones (the rule of ``inspect.BoundArguments.args``): ``step(x=previous)`` is
+    ``step(previous)`` when ``x`` is the first parameter, one template made and run as cheaply.
+    A task's own copy of this function (``caller_for``) names its slots ``_s0`` and ``_s1`` after the
+    task's first parameters, so CPython binds those keywords into them without a dict; the slots
+    of this generic copy have names no keyword can spell, so every argument arrives by position.
+
     Raises ``TypeError`` when the arguments do not bind to the task's signature, ``ValueError`` for
     an argument that contains itself and ``TypeError`` for one that cannot be described (its dict
     keys cannot be ordered), each naming the task and the argument, before anything runs.
     """
-    nargs = len(args)
-    if nargs == 1 and not kwargs:
-        # The commonest call in a loop body, ``step(previous)`` or ``step(literal)``, without the
-        # general loop below. Its shape formula is its own: a call with one positional argument
-        # always comes here, so equal structures still get equal shapes.
-        if not task.sig_one:
-            check_call(task, args, kwargs, 1)  # raises: one argument does not bind
-        a = args[0]
-        t = type(a)
-        if t is LazyResult:
-            h = hash((task.key, a[SHAPE]))
-            return _tuple_new(LazyResult, (task, args, kwargs, args, 1, h, 1, None, h))
-        if t in _ATOMIC:
-            h = hash((task.key, 1))
-            return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
-        if t is list or t is tuple:  # ``step([a, b])``: the general loop's result, directly
-            if len(a) == 1 and type(item := a[0]) is LazyResult:  # ``step([previous])``
-                h = hash((task.key, t, item[SHAPE]))  # its own formula: this call always comes here
-                return _tuple_new(LazyResult, (task, args, kwargs, (item,), 1, h, 2, None, h))
-            inputs: list[Any] = []
-            try:
-                shape = _scan_container(a, inputs)
-            except Exception:  # described and named by the general loop below
-                pass
-            else:
-                if shape is None:  # a plain literal container: like an atomic literal
+    # The slots bound, in order, are the leading positional arguments; one bound after an unbound
+    # one came by keyword and stays a keyword argument (``_regroup``). The commonest calls are made
+    # right where their arguments are known.
+    if _s1 is _UNSET:
+        if _s0 is not _UNSET:
+            args = (_s0,)
+            if not kwargs:
+                # The commonest call in a loop body, ``step(previous)`` or ``step(literal)``, without the
+                # general loop below. Its shape formula is its own: a call with one positional argument
+                # always comes here, so equal structures still get equal shapes.
+                if not task.sig_one:
+                    check_call(task, args, kwargs, 1)  # raises: one argument does not bind
+                a = _s0
+                t = type(a)
+                if t is LazyResult:
+                    h = hash((task.key, a[SHAPE]))
+                    return _tuple_new(LazyResult, (task, args, kwargs, args, 1, h, 1, None, h))
+                if t in _ATOMIC:
                     h = hash((task.key, 1))
                     return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
-                h = hash((hash((task.key, 0, shape)), 1))
-                return _tuple_new(LazyResult, (task, args, kwargs, tuple(inputs), len(inputs), h, 2, None, h))
-    elif nargs == 2 and not kwargs:
-        # The commonest tail call, ``loop(n - 1, previous)``: two positional arguments, each a lazy
-        # result or a plain literal, with the general loop's own shape, mode and dependencies.
-        a, b = args
-        ta = type(a)
-        tb = type(b)
-        if ta is LazyResult:
-            if tb is LazyResult or tb in _ATOMIC or tb in _PLAIN_OBJECTS:
-                if 2 not in task.sig_ok:
-                    check_call(task, args, kwargs, 2)
-                h = hash((task.key, 0, a[SHAPE]))
-                if tb is LazyResult:
-                    h = hash((hash((h, 1, b[SHAPE])), 2))
-                    return _tuple_new(LazyResult, (task, args, kwargs, args, 2, h, 1, None, h))
-                h = hash((h, 2))
-                return _tuple_new(LazyResult, (task, args, kwargs, (a,), 1, h, 1, None, h))
-        elif tb is LazyResult and (ta in _ATOMIC or ta in _PLAIN_OBJECTS):
-            if 2 not in task.sig_ok:
-                check_call(task, args, kwargs, 2)
-            h = hash((hash((task.key, 1, b[SHAPE])), 2))
-            return _tuple_new(LazyResult, (task, args, kwargs, (b,), 1, h, 1, None, h))
-        elif ta in _ATOMIC and tb in _ATOMIC:  # ``cs.recv(topic, timeout)``: two plain literals
-            if 2 not in task.sig_ok:
-                check_call(task, args, kwargs, 2)
-            h = hash((task.key, 2))
-            return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
-    elif nargs == 0 and len(kwargs) == 1:
-        # ``step(x=previous)`` or ``step(x=literal)``. A lazy input by one keyword always comes
-        # here, so its shape formula is its own (one hash); a literal keeps the general loop's (a
-        # literal container goes there, and literals of any type share a template).
-        name, kkey = task.kw1
-        if name in kwargs:  # the keyword of the task's last such call: its signature bound then
-            a = kwargs[name]
-        else:
-            (name,) = kwargs
-            a = kwargs[name]
-            # The pattern "no positional argument, this one keyword" is remembered under the bare
-            # name (the other patterns are ints and tuples): no key tuple to build per call.
-            if name not in task.sig_ok:
-                check_call(task, args, kwargs, name)
-            kkey = hash((task.key, name))
-            task.kw1 = (name, kkey)
-        t = type(a)
-        if t is LazyResult:
-            h = hash((kkey, a[SHAPE]))
-            return _tuple_new(LazyResult, (task, args, kwargs, (a,), 1, h, 2, None, h))
-        if t in _ATOMIC:
-            h = hash((task.key, 0, (name,)))
-            return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
+                if t is list or t is tuple:  # ``step([a, b])``: the general loop's result, directly
+                    if len(a) == 1 and type(item := a[0]) is LazyResult:  # ``step([previous])``
+                        h = hash((task.key, t, item[SHAPE]))  # its own formula: this call always comes here
+                        return _tuple_new(LazyResult, (task, args, kwargs, (item,), 1, h, 2, None, h))
+                    inputs: list[Any] = []
+                    try:
+                        shape = _scan_container(a, inputs)
+                    except Exception:  # described and named by the general loop below
+                        pass
+                    else:
+                        if shape is None:  # a plain literal container: like an atomic literal
+                            h = hash((task.key, 1))
+                            return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
+                        h = hash((hash((task.key, 0, shape)), 1))
+                        return _tuple_new(LazyResult, (task, args, kwargs, tuple(inputs), len(inputs), h, 2, None, h))
+    elif _s0 is _UNSET:
+        args, kwargs = _regroup(task, (_s0, _s1), kwargs)
+    elif args:
+        args = (_s0, _s1, *args)
+    else:
+        args = (_s0, _s1)
+        if not kwargs:
+                # The commonest tail call, ``loop(n - 1, previous)``: two positional arguments, each a lazy
+                # result or a plain literal, with the general loop's own shape, mode and dependencies.
+                a, b = _s0, _s1
+                ta = type(a)
+                tb = type(b)
+                if ta is LazyResult:
+                    if tb is LazyResult or tb in _ATOMIC or tb in _PLAIN_OBJECTS:
+                        if 2 not in task.sig_ok:
+                            check_call(task, args, kwargs, 2)
+                        h = hash((task.key, 0, a[SHAPE]))
+                        if tb is LazyResult:
+                            h = hash((hash((h, 1, b[SHAPE])), 2))
+                            return _tuple_new(LazyResult, (task, args, kwargs, args, 2, h, 1, None, h))
+                        h = hash((h, 2))
+                        return _tuple_new(LazyResult, (task, args, kwargs, (a,), 1, h, 1, None, h))
+                elif tb is LazyResult and (ta in _ATOMIC or ta in _PLAIN_OBJECTS):
+                    if 2 not in task.sig_ok:
+                        check_call(task, args, kwargs, 2)
+                    h = hash((hash((task.key, 1, b[SHAPE])), 2))
+                    return _tuple_new(LazyResult, (task, args, kwargs, (b,), 1, h, 1, None, h))
+                elif ta in _ATOMIC and tb in _ATOMIC:  # ``cs.recv(topic, timeout)``: two plain literals
+                    if 2 not in task.sig_ok:
+                        check_call(task, args, kwargs, 2)
+                    h = hash((task.key, 2))
+                    return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
+    nargs = len(args)
+    if kwargs:
+        # Keywords for parameters after the slots, right after the positional arguments.
+        pos = task.positional
+        if nargs < len(pos) and pos[nargs] in kwargs:
+            args, kwargs = _fold_keywords(pos, args, kwargs)
+            nargs = len(args)
+        if nargs == 0 and len(kwargs) == 1:
+            # ``step(x=previous)`` or ``step(x=literal)``. A lazy input by one keyword always comes
+            # here, so its shape formula is its own (one hash); a literal keeps the general loop's (a
+            # literal container goes there, and literals of any type share a template).
+            name, kkey = task.kw1
+            if name in kwargs:  # the keyword of the task's last such call: its signature bound then
+                a = kwargs[name]
+            else:
+                (name,) = kwargs
+                a = kwargs[name]
+                # The pattern "no positional argument, this one keyword" is remembered under the bare
+                # name (the other patterns are ints and tuples): no key tuple to build per call.
+                if name not in task.sig_ok:
+                    check_call(task, args, kwargs, name)
+                kkey = hash((task.key, name))
+                task.kw1 = (name, kkey)
+            t = type(a)
+            if t is LazyResult:
+                h = hash((kkey, a[SHAPE]))
+                return _tuple_new(LazyResult, (task, args, kwargs, (a,), 1, h, 2, None, h))
+            if t in _ATOMIC:
+                h = hash((task.key, 0, (name,)))
+                return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
     names: tuple[str, ...] = ()
     if kwargs:
         names = tuple(kwargs)  # the keyword names in call order: the pattern's key, then sorted once
@@ -524,6 +578,56 @@ def new_lazy(task: Task, /, *args: Any, **kwargs: Any) -> LazyResult:
     if deps is None:
         return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
     return _tuple_new(LazyResult, (task, args, kwargs, tuple(deps), len(deps), h, mode, None, h))
+
+
+def _regroup(task: Task, slots: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments of a call whose bound slots are not all leading: the leading ones are the
+    positional arguments, every later bound slot goes back to the keywords under its name."""
+    names = type(task).__call__.__code__.co_varnames[1:1 + SLOTS]
+    args: list[Any] = []
+    for i, value in enumerate(slots):
+        if value is _UNSET:
+            continue
+        if len(args) == i:
+            args.append(value)
+        else:
+            kwargs[names[i]] = value
+    return tuple(args), kwargs
+
+
+def caller_for(task: Task) -> Any:
+    """``new_lazy`` with its slots renamed after ``task``'s first parameters (``task.positional``),
+    for ``task``'s own class: CPython then binds ``task(x=...)`` into a slot, no dict made. A local
+    of ``new_lazy`` with the name of such a parameter is renamed out of the way (locals are used by
+    position; a name with a space is one no keyword can spell)."""
+    code = new_lazy.__code__
+    names = list(code.co_varnames)
+    for i, name in enumerate(task.positional[:SLOTS]):
+        if name is None:
+            continue  # positional-only: no keyword binds it
+        if name in names:
+            names[names.index(name)] = f" {name}"
+        names[1 + i] = name
+    renamed = code.replace(co_varnames=tuple(names), co_name=task.name, co_qualname=task.name)
+    return FunctionType(renamed, new_lazy.__globals__, task.name, new_lazy.__defaults__)
+
+
+def _fold_keywords(pos: tuple[str | None, ...], args: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``args`` extended by the keyword arguments named ``pos[len(args)]``, ``pos[len(args) + 1]``...
+    while there are any, and the keyword arguments left (``kwargs`` is the call's own dict)."""
+    folded = list(args)
+    for name in pos[len(args):]:
+        if name not in kwargs:
+            break
+        folded.append(kwargs.pop(name))
+    return tuple(folded), (kwargs if kwargs else {})
+
+
+# The generic copy: slot names that no keyword argument can spell (a keyword is an identifier).
+new_lazy.__code__ = new_lazy.__code__.replace(
+    co_varnames=(new_lazy.__code__.co_varnames[0], *(f" {i}" for i in range(SLOTS)),
+                 *new_lazy.__code__.co_varnames[1 + SLOTS:]))
 
 
 def _element_policy(lazy: LazyResult, method: str, args: Any) -> LazyResult:

@@ -6,10 +6,23 @@ import functools
 import hashlib
 import inspect
 import weakref
+from types import FunctionType
 from typing import Any, Callable, Iterable, overload
 
 from ..graph.gcpause import collector_paused
-from .lazy import _ATOMIC, SHAPE, LazyResult, MappedLazyResult, Router, TaskBase, _tuple_new, new_lazy
+from .lazy import (
+    _ATOMIC,
+    ARGS,
+    SHAPE,
+    SLOTS,
+    LazyResult,
+    MappedLazyResult,
+    Router,
+    TaskBase,
+    _tuple_new,
+    caller_for,
+    new_lazy,
+)
 from .markers import Inject
 
 __all__ = ["Task", "task"]
@@ -50,7 +63,7 @@ class Task(TaskBase):
 
     __slots__ = (
         "fn", "name", "pure", "offload", "executor", "is_async", "fingerprint", "key", "injected", "signature",
-        "sig_one", "sig_ok", "kw1", "maps", "__dict__", "__weakref__",
+        "sig_one", "sig_ok", "kw1", "positional", "maps", "__dict__", "__weakref__",
     )
 
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None, pure: bool = False,
@@ -105,6 +118,11 @@ class Task(TaskBase):
         # The keyword of the last one-keyword call (``step(x=previous)``) and its shape key: the
         # same keyword again costs one dict lookup (``None`` is never a keyword, so it never matches).
         self.kw1: tuple[str | None, int] = (None, 0)
+        # Keyword arguments that a plain function binds exactly as positional ones are stored as
+        # positional ones (see ``new_lazy``): the names of its parameters by position, for that.
+        self.positional = positional_names(fn, self.injected)
+        if any(self.positional[:SLOTS]):
+            self.__class__ = _own_class(self)
         # For the internal fan-out task of a dynamic ``map`` (see ``map``): the task it maps.
         self.maps: Task | None = None
         functools.update_wrapper(self, fn, updated=())
@@ -142,15 +160,25 @@ class Task(TaskBase):
         return getattr, (inspect.getmodule(self.fn), getattr(self.fn, "__name__", self.name))
 
 
+def _own_class(task: Task) -> type[Task]:
+    """A subclass of :class:`Task` for ``task`` alone, whose ``__call__`` binds the first
+    parameters by name (``caller_for``): ``task(x=previous)`` costs what ``task(previous)`` does."""
+    return type("Task", (Task,), {
+        "__slots__": (), "__call__": caller_for(task), "__module__": Task.__module__,
+        "__qualname__": Task.__qualname__, "__doc__": Task.__doc__,
+    })
+
+
 def _elements(task: Task, columns: dict[str, list[Any]], n: int) -> tuple[LazyResult, ...]:
     """``task(**{name: column[i]})`` for each ``i``. Elements whose values are all plain literals
     share one template, so the first such element's signature check and shape serve the others
     (what :func:`new_lazy` would compute for each); any other element is made by ``new_lazy``."""
-    names = list(columns)
+    names = tuple(columns)
     if n == 0:
         return ()
     rows = zip(*columns.values())
     plain: LazyResult | None = None
+    folded: tuple[Any, ...] = ()  # the parameters the template's keywords became positional for
     out: list[LazyResult] = []
     for row in rows:
         for v in row:
@@ -160,10 +188,15 @@ def _elements(task: Task, columns: dict[str, list[Any]], n: int) -> tuple[LazyRe
         else:
             if plain is None:
                 plain = new_lazy(task, **dict(zip(names, row)))
+                shape = plain[SHAPE]
+                folded = task.positional[:len(plain[ARGS])]
                 out.append(plain)
+            elif folded == names:  # every keyword, in parameter order: the row is the arguments
+                out.append(_tuple_new(LazyResult, (task, row, {}, (), 0, shape, 0, None, shape)))
             else:
-                out.append(_tuple_new(LazyResult, (task, (), dict(zip(names, row)), (), 0, plain[SHAPE], 0,
-                                                   None, plain[SHAPE])))
+                kwargs = dict(zip(names, row))
+                args = tuple([kwargs.pop(p) for p in folded])
+                out.append(_tuple_new(LazyResult, (task, args, kwargs, (), 0, shape, 0, None, shape)))
     return tuple(out)
 
 
@@ -225,6 +258,26 @@ def _signature(fn: Callable[..., Any]) -> tuple[inspect.Signature | None, bool]:
     except TypeError:
         return sig, False
     return sig, True
+
+
+def positional_names(fn: Callable[..., Any], injected: tuple[tuple[str, str], ...]) -> tuple[str | None, ...]:
+    """The parameters of ``fn`` that a keyword argument binds exactly as a positional one does, by
+    position: the leading positional-or-keyword parameters of a plain Python function (``None`` for
+    a positional-only one, which no keyword binds), up to its first injected parameter.
+
+    Anything but a plain function (a wrapper taking ``*args, **kwargs``, a builtin, a bound method,
+    a callable object) gives ``()``: what a keyword means to it is not read from its code.
+    """
+    if type(fn) is not FunctionType:
+        return ()
+    code = fn.__code__
+    names: list[str | None] = [None] * code.co_posonlyargcount
+    injected_names = {param for param, _ in injected}
+    for name in code.co_varnames[code.co_posonlyargcount:code.co_argcount]:
+        if name in injected_names:
+            break
+        names.append(name)
+    return tuple(names) if any(names) else ()
 
 
 def injected_params(fn: Callable[..., Any]) -> tuple[tuple[str, str], ...]:

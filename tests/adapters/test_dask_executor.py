@@ -197,7 +197,7 @@ async def test_exceptions_keep_their_type_and_message_from_worker_processes(proc
 @pytest.mark.asyncio
 async def test_an_argument_that_cannot_be_pickled_is_a_clear_error(inproc_client: Any) -> None:
     ex = cs.DaskExecutor(inproc_client)
-    with pytest.raises(TypeError, match=r"task 'inc' cannot be sent to a Dask worker: argument 0 \(a lock\)"):
+    with pytest.raises(TypeError, match=r"task 'inc' cannot be sent to a Dask worker: argument 'x' \(a lock\)"):
         await cs.Engine(remote=ex).run(inc(threading.Lock()))
     assert ex.submitted == 0
 
@@ -450,19 +450,21 @@ def test_lazy_results_travel_bound_to_the_receivers_own_tasks() -> None:
     # own task object, a closure task as a copy with the same identity.
     def local_task() -> Any:
         @cs.task
-        def scaled(x: int, k: int = 2) -> int:
+        def scaled(x: int, *, k: int = 2) -> int:
             return x * k
         return scaled
 
     scaled = local_task()
-    data = dumps([countdown(3, acc=1).with_retry(max_attempts=2), scaled(countdown(2))])
+    # ``acc=1`` binds as the second positional argument, so it is stored as one; ``k`` is
+    # keyword-only and travels as a keyword argument.
+    data = dumps([countdown(3, acc=1).with_retry(max_attempts=2), scaled(countdown(2), k=3)])
     code = (
         "import sys; from cascade.adapters.dask_executor import loads\n"
         "from tests.adapters import test_dask_executor as m\n"
         "a, b = loads(sys.stdin.buffer.read())\n"
-        "assert a.task is m.countdown and a.args == (3,) and a.kwargs == {'acc': 1}, a\n"
+        "assert a.task is m.countdown and a.args == (3, 1) and a.kwargs == {}, a\n"
         "assert a.retry.max_attempts == 2\n"
         f"assert b.task.fingerprint == {scaled.fingerprint!r} and b.task.fn(4) == 8\n"
-        "assert b.args[0].task is m.countdown\n"
+        "assert b.args[0].task is m.countdown and b.kwargs == {'k': 3}\n"
     )
     subprocess.run([sys.executable, "-c", code], input=data, check=True, cwd=Path(__file__).parents[2])

@@ -29,6 +29,11 @@ def pure_ident(x):
 
 
 @cs.task
+def spread(*xs):
+    return xs
+
+
+@cs.task
 def inc(x):
     return x + 1
 
@@ -107,17 +112,18 @@ def _cyclic_dict():
 @pytest.mark.parametrize(
     ("make", "where"),
     [
-        (lambda: ident(_cyclic_list()), "argument 0"),
+        (lambda: ident(_cyclic_list()), "argument 'x'"),  # named by its parameter, like a keyword
         (lambda: ident(x=_cyclic_list()), "argument 'x'"),
-        (lambda: ident([1, (2, _cyclic_list())]), "argument 0"),
-        (lambda: ident(_cyclic_dict()), "argument 0"),
-        (lambda: ident([inc(1), _cyclic_list()]), "argument 0"),  # structure and a cycle
+        (lambda: ident([1, (2, _cyclic_list())]), "argument 'x'"),
+        (lambda: ident(_cyclic_dict()), "argument 'x'"),
+        (lambda: ident([inc(1), _cyclic_list()]), "argument 'x'"),  # structure and a cycle
         (lambda: ident.map(x=[1, _cyclic_list()]), "argument 'x'"),
+        (lambda: spread(1, _cyclic_list()), "argument 1"),  # no parameter of its own: its position
     ],
-    ids=["list", "keyword", "nested", "dict", "with-lazy", "map-element"],
+    ids=["list", "keyword", "nested", "dict", "with-lazy", "map-element", "var-positional"],
 )
 def test_a_self_containing_argument_is_refused_when_the_call_is_made(make, where):
-    with pytest.raises(ValueError, match=f"task 'ident' {where}: .*contains itself"):
+    with pytest.raises(ValueError, match=f"task '(ident|spread)' {where}: .*contains itself"):
         make()
 
 
@@ -211,12 +217,12 @@ async def test_a_literal_whose_repr_raises_fails_naming_task_and_argument(any_en
     with pytest.raises(TypeError, match="task 'ident' argument 'x': .*RuntimeError: no repr for you") as info:
         await any_engine.run(ident(x=BadRepr()))
     assert isinstance(info.value.__cause__, RuntimeError)
-    with pytest.raises(TypeError, match="task 'inc' argument 0: "):
+    with pytest.raises(TypeError, match="task 'inc' argument 'x': "):
         await any_engine.run(ident(inc([1, BadRepr()])))
 
 
 def test_a_dict_key_that_cannot_be_ordered_fails_when_the_call_is_made():
-    with pytest.raises(TypeError, match="task 'ident' argument 0 cannot be described: RuntimeError: no repr"):
+    with pytest.raises(TypeError, match="task 'ident' argument 'x' cannot be described: RuntimeError: no repr"):
         ident({BadOrder(): 1, BadOrder(): 2})
 
 

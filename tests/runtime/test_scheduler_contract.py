@@ -286,7 +286,7 @@ async def test_a_remote_executor_gets_each_call_with_its_arguments_name_and_kind
     assert await engine.run(remote_async(remote_sync(2, scale=5), offset=1)) == 11
     assert remote.calls == [
         ("sc_remote_sync", False, (2,), {"scale": 5}),
-        ("sc_remote_async", True, (10,), {"offset": 1}),
+        ("sc_remote_async", True, (10, 1), {}),  # ``offset=1`` binds as the second positional argument
     ]
 
 

@@ -102,7 +102,8 @@ def test_map_returns_mapped_lazy_result_of_one_call_per_element():
     m = add.map(x=[1, 2, 3], y=[10, 20, 30])
     assert isinstance(m, cs.MappedLazyResult)
     assert len(m) == 3
-    assert [e.kwargs for e in m.elements] == [{"x": 1, "y": 10}, {"x": 2, "y": 20}, {"x": 3, "y": 30}]
+    # each element is add(x=..., y=...), stored as add(..., ...): both bind as positional arguments
+    assert [(e.args, e.kwargs) for e in m.elements] == [((1, 10), {}), ((2, 20), {}), ((3, 30), {})]
     assert cs.run(m) == [11, 22, 33]
 
 

@@ -34,10 +34,10 @@ async def countdown(n, step=1):
 # -- a Task passed as an argument ----------------------------------------------------------------
 
 UNCALLED = [
-    (lambda: use(add), "use", "argument 0"),
+    (lambda: use(add), "use", "argument 'f'"),  # named by its parameter, like a keyword
     (lambda: use(f=add), "use", "argument 'f'"),
-    (lambda: use([1, {"k": add}]), "use", "argument 0"),  # nested in containers too
-    (lambda: add(1, add), "add", "argument 1"),
+    (lambda: use([1, {"k": add}]), "use", "argument 'f'"),  # nested in containers too
+    (lambda: add(1, add), "add", "argument 'b'"),
     (lambda: use.map(f=[1, add]), "use", "argument 'f'"),
 ]
 
