@@ -206,7 +206,10 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                 assert objs is not None
                 walk = prog.walk
                 n = len(walk)
-                values: list[Any] = [None] * n
+                # Step k's value goes where its lazy object was: each step reads its own object
+                # before its value is stored, and reads only values of steps before it (as does a
+                # scheduler taking over), so one list serves both and an iteration allocates none.
+                values: list[Any] = objs
                 bus = event_bus if event_bus.active else None
                 handover = None
                 for k in range(n):
