@@ -449,7 +449,7 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
     elif _s0 is _UNSET:
         args, kwargs = _regroup(task, (_s0, _s1), kwargs)
     elif args:
-        args = (_s0, _s1, *args)
+        args = (_s0, _s1) + args
     else:
         args = (_s0, _s1)
         if not kwargs:
