@@ -161,11 +161,13 @@ class Task(TaskBase):
 
 
 def _own_class(task: Task) -> type[Task]:
-    """A subclass of :class:`Task` for ``task`` alone, whose ``__call__`` binds the first
-    parameters by name (``caller_for``): ``task(x=previous)`` costs what ``task(previous)`` does."""
-    return type("Task", (Task,), {
-        "__slots__": (), "__call__": caller_for(task), "__module__": Task.__module__,
-        "__qualname__": Task.__qualname__, "__doc__": Task.__doc__,
+    """A subclass of ``task``'s class for ``task`` alone, whose ``__call__`` binds the first
+    parameters by name (``caller_for``): ``task(x=previous)`` costs what ``task(previous)`` does.
+    It keeps the class's name and everything else (a subclass of :class:`Task` stays itself)."""
+    cls = type(task)
+    return type(cls.__name__, (cls,), {
+        "__slots__": (), "__call__": caller_for(task), "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__, "__doc__": cls.__doc__,
     })
 
 

@@ -151,3 +151,17 @@ def test_each_task_binds_its_own_parameter_names():
     with pytest.raises(TypeError, match="other"):
         other(p=1)  # one's parameter is not other's
     assert type(one) is not type(other) and isinstance(one, cs.Task) and isinstance(other, cs.Task)
+
+
+def test_a_subclass_of_task_keeps_its_own_behaviour():
+    class Labelled(cs.Task):
+        def label(self) -> str:
+            return f"<{self.name}>"
+
+    def pair(x, y):
+        return (x, y)
+
+    t = Labelled(pair)
+    assert isinstance(t, Labelled) and t.label() == "<pair>"
+    assert _split(t(1, y=2)) == ((1, 2), {})
+    assert cs.run(t(y=2, x=1)) == (1, 2)
