@@ -25,6 +25,8 @@ from .test_equivalence import EXAMPLES as EQUIVALENCE_EXAMPLES
 from .test_equivalence import check_hot_slow_model
 from .test_isolation import EXAMPLES as ISOLATION_EXAMPLES
 from .test_isolation import check_isolation, fleets
+from .test_keyword_binding import EXAMPLES as KEYWORD_EXAMPLES
+from .test_keyword_binding import cases, check_keyword_binding
 
 Scheduler = executor_mod.Scheduler
 
@@ -632,3 +634,37 @@ def test_catches_a_dynamic_map_reusing_its_first_expansion_of_a_length(monkeypat
 
     monkeypatch.setattr(task_mod, "_fan_out_task", fan_out_task)
     expect_counterexample(check_hot_slow_model, dmap_workflows, MODEL_EXAMPLES)
+
+
+# keyword arguments stored as positional ones
+
+def test_catches_keywords_folded_in_call_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cascade.spec.lazy as lazy_mod
+
+    def fold(pos: Any, args: Any, kwargs: Any) -> Any:
+        folded = list(args)
+        for name in list(kwargs):  # the call's order, not the parameters'
+            if name in pos[len(args):]:
+                folded.append(kwargs.pop(name))
+        return tuple(folded), kwargs
+
+    monkeypatch.setattr(lazy_mod, "_fold_keywords", fold)
+    expect_counterexample(check_keyword_binding, cases(), KEYWORD_EXAMPLES)
+
+
+def test_catches_a_keyword_after_a_gap_stored_by_position(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cascade.spec.lazy as lazy_mod
+
+    def regroup(task: Any, slots: Any, kwargs: Any) -> Any:
+        return tuple(v for v in slots if v is not lazy_mod._UNSET), kwargs  # the gap closed up
+
+    monkeypatch.setattr(lazy_mod, "_regroup", regroup)
+    expect_counterexample(check_keyword_binding, cases(), KEYWORD_EXAMPLES)
+
+
+def test_catches_a_signature_check_refusing_positional_only_names_in_var_keyword(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import cascade.spec.lazy as lazy_mod
+
+    monkeypatch.setattr(lazy_mod, "_beside_positional_only", lambda sig, kwargs: kwargs)
+    expect_counterexample(check_keyword_binding, cases(), KEYWORD_EXAMPLES)

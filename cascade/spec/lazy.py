@@ -15,6 +15,7 @@ result carries, computed once at creation:
 
 from __future__ import annotations
 
+import inspect
 from operator import itemgetter
 from types import FunctionType
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
@@ -356,7 +357,7 @@ def check_call(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], key: A
     sig = task.signature
     if sig is not None:
         try:
-            sig.bind(*args, **kwargs)
+            sig.bind(*args, **_beside_positional_only(sig, kwargs))
         except TypeError as exc:
             shown = ", ".join(["_"] * len(args) + [f"{k}=_" for k in kwargs])
             raise TypeError(
@@ -364,6 +365,20 @@ def check_call(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], key: A
             ) from None
     if len(task.sig_ok) < _SIG_PATTERNS:
         task.sig_ok.add(key)
+
+
+def _beside_positional_only(sig: inspect.Signature, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` without the keywords that Python puts in the function's ``**kwargs`` although a
+    positional-only parameter has their name (``f(x=1)`` of ``def f(x=0, /, **kw)``), which
+    ``Signature.bind`` refuses; the others bind as the call does."""
+    params = sig.parameters
+    if not kwargs or not any(p.kind is _VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k not in params or params[k].kind is not _POSITIONAL_ONLY}
+
+
+_VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
+_POSITIONAL_ONLY = inspect.Parameter.POSITIONAL_ONLY
 
 
 def _retry_policy(task_name: str, max_attempts: Any, delay: Any, backoff: Any) -> RetryPolicy:

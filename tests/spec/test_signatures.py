@@ -110,6 +110,16 @@ def test_valid_calls_still_work():
     assert cs.run(only_kw(k=5)) == 5
 
 
+def test_a_keyword_named_like_a_positional_only_parameter_goes_to_var_keyword():
+    @cs.task
+    def opts(x=0, /, **more):
+        return (x, more)
+
+    # Python passes ``x=1`` to ``**more`` (``inspect.Signature.bind`` alone would refuse it)
+    assert cs.run(opts(x=1)) == opts.fn(x=1) == (0, {"x": 1})
+    assert cs.run(opts(5, x=1)) == (5, {"x": 1})
+
+
 def test_a_callable_without_a_readable_signature_is_not_checked_early():
     wrapped = cs.task(functools.partial(max, 0))  # builtins may have no signature
     assert cs.run(wrapped(5)) == 5
