@@ -35,7 +35,7 @@ from types import FunctionType
 from typing import Any, Callable, NamedTuple, Protocol, runtime_checkable
 
 __all__ = [
-    "Connector", "InMemoryConnector", "Message", "Subscription", "topic_matches",
+    "TIMED_OUT", "Connector", "InMemoryConnector", "Message", "Subscription", "topic_matches",
     "validate_filter", "validate_topic",
 ]
 
@@ -453,6 +453,26 @@ class InMemoryConnector:
 
 
 
+class _TimedOut:
+    """Type of :data:`TIMED_OUT` (one instance)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "cs.TIMED_OUT"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "TIMED_OUT"
+
+
+TIMED_OUT: Any = _TimedOut()
+"""What ``cs.recv(topic, timeout=...)`` returns when no message came in time (falsy); defined here,
+beside the listening future that completes with it, and exported as ``cs.TIMED_OUT``."""
+
+
 class _Inbox(asyncio.Future[Any]):
     """The future of a listening ``cs.recv``, itself the subscriber of its exact topic: the first
     message completes it and it leaves its topic at once (with its timer, if any), as it does when
@@ -471,6 +491,11 @@ class _Inbox(asyncio.Future[Any]):
             self._leave()
 
     _deliver = _take  # as a subscriber of its topic
+
+    def __call__(self) -> None:
+        """Its timer's callback: time out (the future itself is the callback, so a timed listen
+        allocates no arguments tuple)."""
+        self._take(TIMED_OUT)
 
     def cancel(self, msg: Any = None) -> bool:
         """Cancel (the awaiting run was cancelled) and leave the topic."""

@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 from typing import TYPE_CHECKING, Any
 
-from ..adapters.connector import InMemoryConnector, validate_filter
+from ..adapters.connector import TIMED_OUT, InMemoryConnector, validate_filter
 from ..runtime.resources import constant_resource
 from .lazy import LazyResult
 from .markers import Marker, inject
@@ -30,23 +30,6 @@ CONNECTOR_RESOURCE = "cascade.connector"
 _CONNECTOR = inject(CONNECTOR_RESOURCE)
 
 
-class _TimedOut:
-    """Type of :data:`TIMED_OUT` (one instance)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "cs.TIMED_OUT"
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __reduce__(self) -> str:
-        return "TIMED_OUT"
-
-
-TIMED_OUT: Any = _TimedOut()
-"""What ``cs.recv(topic, timeout=...)`` returns when no message came in time (falsy)."""
 
 
 def connector_resource(engine: Engine) -> Resource:
@@ -86,10 +69,6 @@ async def _wait(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-def _time_out(fut: Any) -> None:
-    fut._take(TIMED_OUT)  # an _Inbox: completes (unless a message came first) and leaves its topic
-
-
 @task(name="cs.recv")
 def _recv(topic: str, timeout: float | None = None, connector: Any = _CONNECTOR) -> Any:
     # A sync task that returns what the engine then awaits (as for any sync task returning an
@@ -105,7 +84,8 @@ def _recv(topic: str, timeout: float | None = None, connector: Any = _CONNECTOR)
     fut = connector._listen(topic)
     if timeout is not None and not fut.done():  # not done: no retained message at once
         loop = fut.get_loop()
-        fut._timer = loop.call_at(loop.time() + timeout, _time_out, fut, context=_EXPIRE_CONTEXT)  # call_later
+        # the future is its timer's callback: no arguments tuple per listen
+        fut._timer = loop.call_at(loop.time() + timeout, fut, context=_EXPIRE_CONTEXT)  # call_later
     return fut
 
 
