@@ -61,7 +61,7 @@ def test_catches_hot_path_reusing_stale_inner_literals(monkeypatch: pytest.Monke
     first: dict[int, tuple[Any, list[Any]]] = {}
     original = loop_mod.bind
 
-    def stale_bind(prog: Any, target: Any) -> Any:
+    def stale_bind(prog: Any, target: Any, into: Any = None) -> Any:
         objs = original(prog, target)
         if objs is None:
             return None
@@ -70,6 +70,20 @@ def test_catches_hot_path_reusing_stale_inner_literals(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(loop_mod, "bind", stale_bind)
     monkeypatch.setattr(engine_mod, "bind", stale_bind)
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
+
+
+def test_catches_a_reused_binding_list_keeping_a_slot_of_the_last_iteration(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = loop_mod.bind
+
+    def bind(prog: Any, target: Any, into: Any = None) -> Any:
+        objs = original(prog, target)
+        if objs is None or into is None or len(into) != len(objs):
+            return objs
+        into[1:] = objs[1:]  # the first step's slot keeps what the last iteration left there
+        return into
+
+    monkeypatch.setattr(loop_mod, "bind", bind)
     expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
 
 

@@ -19,10 +19,18 @@ from .program import Program
 __all__ = ["bind"]
 
 
-def bind(prog: Program, target: Any) -> list[Any] | None:
-    """The lazy objects of ``target``'s iteration in ``prog``'s plan order, or ``None`` on mismatch."""
+def bind(prog: Program, target: Any, into: list[Any] | None = None) -> list[Any] | None:
+    """The lazy objects of ``target``'s iteration in ``prog``'s plan order, or ``None`` on mismatch.
+
+    ``into``: a list of the caller's to fill when it has the program's length and every node has
+    an extraction path (then every slot is written; on a mismatch it is left partly filled), else a
+    new list is made.
+    """
     n = len(prog.steps)
-    objs: list[Any] = [None] * n
+    if into is not None and len(into) == n and len(prog.extract) == n - 1:
+        objs = into
+    else:
+        objs = [None] * n
     objs[n - 1] = target
     shapes = prog.shapes
     tasks = prog.tasks

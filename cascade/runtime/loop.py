@@ -116,6 +116,9 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
     alt_shape: int | None = None
     alt_prog: Program | None = None
     coro: Any  # the call being awaited (a coroutine, or the awaitable a sync task returned)
+    # The walker's list of a finished iteration, bound into again by the next one of its length:
+    # a loop allocates no list per iteration, and none that the collector sees new every time.
+    spare: list[Any] | None = None
     try:
         while True:
             ctx.iteration += 1
@@ -133,7 +136,8 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                         if type(current) is not LazyResult or current[TASK] is not prog.steps[0].task:
                             prog = None  # a shape-hash collision
                     else:
-                        objs = bind(prog, current) if not prog.bind_by_graph else engine._bind_by_graph(prog, current)
+                        objs = (bind(prog, current, spare) if not prog.bind_by_graph
+                                else engine._bind_by_graph(prog, current))
                         if objs is None:
                             prog = None
                 if prog is None:
@@ -316,6 +320,7 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                     values[k] = v
                 if handover is None:
                     value, reason = values[n - 1], None
+                    spare = values  # no one else holds it now
                 else:
                     value, reason = await handover.run()
                 del values
