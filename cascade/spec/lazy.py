@@ -418,9 +418,10 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
     Keyword arguments that a plain function binds exactly as positional ones are stored as
     positional ones (the rule of ``inspect.BoundArguments.args``): ``step(x=previous)`` is
     ``step(previous)`` when ``x`` is the first parameter, one template made and run as cheaply.
-    A task's own copy of this function (``caller_for``) names its slots ``_s0`` and ``_s1`` after the
-    task's first parameters, so CPython binds those keywords into them without a dict; the slots
-    of this generic copy have names no keyword can spell, so every argument arrives by position.
+    A task's own copy of this function (``caller_for``) names its slots ``_s0`` and ``_s1`` after
+    the task's first two parameters, so CPython binds those keywords into them without a dict; the
+    slots of this generic copy have names no keyword can spell, so every argument arrives by
+    position.
 
     Raises ``TypeError`` when the arguments do not bind to the task's signature, ``ValueError`` for
     an argument that contains itself and ``TypeError`` for one that cannot be described (its dict
@@ -433,9 +434,9 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
         if _s0 is not _UNSET:
             args = (_s0,)
             if not kwargs:
-                # The commonest call in a loop body, ``step(previous)`` or ``step(literal)``, without the
-                # general loop below. Its shape formula is its own: a call with one positional argument
-                # always comes here, so equal structures still get equal shapes.
+                # The commonest call in a loop body, ``step(previous)`` or ``step(literal)``, without
+                # the general loop below. Its shape formula is its own: a call with one positional
+                # argument always comes here, so equal structures still get equal shapes.
                 if not task.sig_one:
                     check_call(task, args, kwargs, 1)  # raises: one argument does not bind
                 a = _s0
@@ -448,7 +449,7 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
                     return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
                 if t is list or t is tuple:  # ``step([a, b])``: the general loop's result, directly
                     if len(a) == 1 and type(item := a[0]) is LazyResult:  # ``step([previous])``
-                        h = hash((task.key, t, item[SHAPE]))  # its own formula: this call always comes here
+                        h = hash((task.key, t, item[SHAPE]))  # its own formula: such calls come here
                         return _tuple_new(LazyResult, (task, args, kwargs, (item,), 1, h, 2, None, h))
                     inputs: list[Any] = []
                     try:
@@ -460,7 +461,8 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
                             h = hash((task.key, 1))
                             return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
                         h = hash((hash((task.key, 0, shape)), 1))
-                        return _tuple_new(LazyResult, (task, args, kwargs, tuple(inputs), len(inputs), h, 2, None, h))
+                        return _tuple_new(LazyResult, (task, args, kwargs, tuple(inputs), len(inputs), h, 2,
+                                                       None, h))
     elif _s0 is _UNSET:
         args, kwargs = _regroup(task, (_s0, _s1), kwargs)
     elif args:
@@ -468,31 +470,31 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
     else:
         args = (_s0, _s1)
         if not kwargs:
-                # The commonest tail call, ``loop(n - 1, previous)``: two positional arguments, each a lazy
-                # result or a plain literal, with the general loop's own shape, mode and dependencies.
-                a, b = _s0, _s1
-                ta = type(a)
-                tb = type(b)
-                if ta is LazyResult:
-                    if tb is LazyResult or tb in _ATOMIC or tb in _PLAIN_OBJECTS:
-                        if 2 not in task.sig_ok:
-                            check_call(task, args, kwargs, 2)
-                        h = hash((task.key, 0, a[SHAPE]))
-                        if tb is LazyResult:
-                            h = hash((hash((h, 1, b[SHAPE])), 2))
-                            return _tuple_new(LazyResult, (task, args, kwargs, args, 2, h, 1, None, h))
-                        h = hash((h, 2))
-                        return _tuple_new(LazyResult, (task, args, kwargs, (a,), 1, h, 1, None, h))
-                elif tb is LazyResult and (ta in _ATOMIC or ta in _PLAIN_OBJECTS):
+            # The commonest tail call, ``loop(n - 1, previous)``: two positional arguments, each a
+            # lazy result or a plain literal, with the general loop's own shape, mode and dependencies.
+            a, b = _s0, _s1
+            ta = type(a)
+            tb = type(b)
+            if ta is LazyResult:
+                if tb is LazyResult or tb in _ATOMIC or tb in _PLAIN_OBJECTS:
                     if 2 not in task.sig_ok:
                         check_call(task, args, kwargs, 2)
-                    h = hash((hash((task.key, 1, b[SHAPE])), 2))
-                    return _tuple_new(LazyResult, (task, args, kwargs, (b,), 1, h, 1, None, h))
-                elif ta in _ATOMIC and tb in _ATOMIC:  # ``cs.recv(topic, timeout)``: two plain literals
-                    if 2 not in task.sig_ok:
-                        check_call(task, args, kwargs, 2)
-                    h = hash((task.key, 2))
-                    return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
+                    h = hash((task.key, 0, a[SHAPE]))
+                    if tb is LazyResult:
+                        h = hash((hash((h, 1, b[SHAPE])), 2))
+                        return _tuple_new(LazyResult, (task, args, kwargs, args, 2, h, 1, None, h))
+                    h = hash((h, 2))
+                    return _tuple_new(LazyResult, (task, args, kwargs, (a,), 1, h, 1, None, h))
+            elif tb is LazyResult and (ta in _ATOMIC or ta in _PLAIN_OBJECTS):
+                if 2 not in task.sig_ok:
+                    check_call(task, args, kwargs, 2)
+                h = hash((hash((task.key, 1, b[SHAPE])), 2))
+                return _tuple_new(LazyResult, (task, args, kwargs, (b,), 1, h, 1, None, h))
+            elif ta in _ATOMIC and tb in _ATOMIC:  # ``cs.recv(topic, timeout)``: two plain literals
+                if 2 not in task.sig_ok:
+                    check_call(task, args, kwargs, 2)
+                h = hash((task.key, 2))
+                return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
     nargs = len(args)
     if kwargs:
         # Keywords for parameters after the slots, right after the positional arguments.
@@ -595,7 +597,8 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
     return _tuple_new(LazyResult, (task, args, kwargs, tuple(deps), len(deps), h, mode, None, h))
 
 
-def _regroup(task: Task, slots: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _regroup(task: Task, slots: tuple[Any, ...], kwargs: dict[str, Any]
+             ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The arguments of a call whose bound slots are not all leading: the leading ones are the
     positional arguments, every later bound slot goes back to the keywords under its name."""
     names = type(task).__call__.__code__.co_varnames[1:1 + SLOTS]
