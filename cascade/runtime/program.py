@@ -10,7 +10,6 @@ same program with every check switched on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import FunctionType
 from typing import Any, Callable
 
 from ..errors import ResourceError
@@ -393,11 +392,8 @@ def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
         pos_ops, kw_ops, other_pos, other_kw = spec
         if not other_pos and not other_kw:  # every argument holds lazy results only
             if not pos_ops and len(kw_ops) == 1 and kw_ops[0][1] == 0:  # ``fn(x=previous)``
-                name, dep = kw_ops[0][0], kw_ops[0][2]
-                if name == _first_parameter(st.fn):
-                    mode, spec = A_ONE, dep  # passed by position it binds the same: ``fn(previous)``
-                else:
-                    mode, spec = A_KW1, (name, dep)
+                # (a keyword that binds as a positional argument was stored as one: spec.lazy.new_lazy)
+                mode, spec = A_KW1, (kw_ops[0][0], kw_ops[0][2])
             elif (not kw_ops and len(pos_ops) == 1 and pos_ops[0][1] in (1, 2)
                   and len(pos_ops[0][2]) == len(obj[ARGS][0])):
                 # ``fn([a, b])``: one list or tuple, every item lazy (its shape fixes the length and
@@ -406,18 +402,6 @@ def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
     else:
         mode, spec = A_GENERAL, None
     return (CALL, st.fn, st.is_async, mode, spec, st.name, st.tail_dependent)
-
-
-def _first_parameter(fn: Any) -> str | None:
-    """The name of ``fn``'s first parameter when a positional argument binds to it exactly as a
-    keyword does: ``fn`` is a plain Python function whose first parameter is positional-or-keyword
-    (anything else, a wrapper or a builtin included, gives ``None``)."""
-    if type(fn) is not FunctionType:
-        return None
-    code = fn.__code__
-    if code.co_argcount == 0 or code.co_posonlyargcount:
-        return None
-    return code.co_varnames[0]
 
 
 _LAZY_TYPES = (LazyResult, MappedLazyResult, Router)
