@@ -503,9 +503,10 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
             args, kwargs = _fold_keywords(pos, args, kwargs)
             nargs = len(args)
         if nargs == 0 and len(kwargs) == 1:
-            # ``step(x=previous)`` or ``step(x=literal)``. A lazy input by one keyword always comes
-            # here, so its shape formula is its own (one hash); a literal keeps the general loop's (a
-            # literal container goes there, and literals of any type share a template).
+            # ``step(x=previous)`` or ``step(x=literal)`` where ``x`` does not bind by position (a
+            # keyword-only parameter, a wrapper's ``**kwargs``). A lazy input by one keyword always
+            # comes here, so its shape formula is its own (one hash); a literal keeps the general
+            # loop's (a literal container goes there, and literals of any type share a template).
             name, kkey = task.kw1
             if name in kwargs:  # the keyword of the task's last such call: its signature bound then
                 a = kwargs[name]

@@ -30,8 +30,6 @@ CONNECTOR_RESOURCE = "cascade.connector"
 _CONNECTOR = inject(CONNECTOR_RESOURCE)
 
 
-
-
 def connector_resource(engine: Engine) -> Resource:
     """The run-scope resource that hands ``engine.connector`` to messaging tasks: a constant one
     (the connector's lifetime is the engine's, not the run's), so a run keeps no generator for it."""
