@@ -80,7 +80,7 @@ def _pickler() -> Any:
                     where = _module_task(obj.fn)
                     return (_task_by_name, where) if where is not None else _reduce_task(obj)
                 if t is LazyResult:
-                    return _lazy_from_wire, (obj.task, obj.args, obj.kwargs, tuple.__getitem__(obj, POLICY))
+                    return _lazy_from_wire, (obj.task, obj.args, dict(obj.kwargs), tuple.__getitem__(obj, POLICY))
                 if t is MappedLazyResult:
                     return MappedLazyResult, (obj.task, obj.elements)
                 if t is Router:

@@ -44,7 +44,12 @@ def build_graph(target: Any) -> Graph:
             stack.pop()
             continue
         lazy = type(obj) is LazyResult
-        obj_deps = obj[DEPS] if lazy else obj._deps
+        if lazy:
+            obj_deps = obj[DEPS]
+            if obj_deps is None:  # its positional arguments (spec.lazy)
+                obj_deps = obj[ARGS]
+        else:
+            obj_deps = obj._deps
         if obj_deps and oid not in opened:
             opened.add(oid)
             for dep in reversed(obj_deps):
@@ -130,7 +135,12 @@ def build_run_graph(target: Any) -> Graph:
             stack.pop()
             continue
         lazy = type(obj) is LazyResult
-        obj_deps = obj[DEPS] if lazy else obj._deps
+        if lazy:
+            obj_deps = obj[DEPS]
+            if obj_deps is None:  # its positional arguments (spec.lazy)
+                obj_deps = obj[ARGS]
+        else:
+            obj_deps = obj._deps
         if obj_deps and seen is None:
             index_of[oid] = -1
             for dep in reversed(obj_deps):
@@ -164,9 +174,9 @@ def build_run_graph(target: Any) -> Graph:
 
 def _plain_arguments(obj: LazyResult) -> bool:
     """Whether every argument is a plain literal or a lazy result (nothing to encode can fail)."""
-    args = obj[ARGS]
-    if len(args) == 1 and not obj[KWARGS] and type(args[0]) is LazyResult:  # a chain's call
+    if obj[DEPS] is None and not obj[KWARGS]:  # its arguments are lazy results: a chain's call
         return True
+    args = obj[ARGS]
     for value in args:
         t = type(value)
         if t not in _PLAIN and t is not LazyResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ..spec.lazy import LazyResult, MappedLazyResult, Router, _sorted_keys, argument_label
+from ..spec.lazy import ARGS, KWARGS, LazyResult, MappedLazyResult, Router, _sorted_keys, argument_label
 from ..spec.markers import Marker
 
 __all__ = ["digest", "encode_literal", "encode_args", "plain_call_texts"]
@@ -59,12 +59,13 @@ def encode_args(obj: LazyResult, dep_ids: list[str], literals: bool) -> str:
     parts: list[str] = []
     where: Any = 0
     try:
-        for value in obj.args:
+        for value in obj[ARGS]:
             parts.append(_arg(value, literals, it))
             where += 1
         parts.append(";")
-        for n, where in enumerate(sorted(obj.kwargs)):
-            parts.append(("," if n else "") + f"{where}={_arg(obj.kwargs[where], literals, it)}")
+        kwargs = obj[KWARGS]
+        for n, where in enumerate(sorted(kwargs)):
+            parts.append(("," if n else "") + f"{where}={_arg(kwargs[where], literals, it)}")
     except Exception as exc:
         arg = argument_label(obj.task.positional, where)
         cls = ValueError if isinstance(exc, ValueError) else TypeError
@@ -83,7 +84,7 @@ def plain_call_texts(obj: LazyResult, dep_sids: list[str], dep_tids: list[str]) 
     s_pos: list[str] = []
     t_pos: list[str] = []
     k = 0
-    for value in obj[1]:  # ARGS
+    for value in obj[ARGS]:
         t = type(value)
         if t in _PLAIN:
             s_pos.append(encode_literal(value))
@@ -94,7 +95,7 @@ def plain_call_texts(obj: LazyResult, dep_sids: list[str], dep_tids: list[str]) 
             k += 1
         else:
             return None
-    kwargs = obj[2]  # KWARGS
+    kwargs = obj[KWARGS]
     if not kwargs:
         return f"({','.join(s_pos)};)", f"({','.join(t_pos)};)"
     s_kw: list[str] = []

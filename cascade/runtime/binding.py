@@ -38,16 +38,16 @@ def bind(prog: Program, target: Any, into: list[Any] | None = None) -> list[Any]
         if prog.calls_only:  # every node is a LazyResult: plain tuple indexing, no type checks
             if target[TASK] is not tasks[n - 1]:
                 return None
-            for p, parent, slot in prog.extract:
-                o = objs[parent][DEPS][slot]
+            for p, parent, i in prog.extract:
+                o = objs[parent][i] if i > 0 else objs[parent][DEPS][~i]
                 if o[SHAPE] != shapes[p] or o[TASK] is not tasks[p]:
                     return None
                 objs[p] = o
         else:
             if type(target) is LazyResult and target[TASK] is not tasks[n - 1]:
                 return None
-            for p, parent, slot in prog.extract:
-                o = objs[parent]._deps[slot]
+            for p, parent, i in prog.extract:
+                o = objs[parent][i] if i > 0 else objs[parent]._deps[~i]
                 if o._shape != shapes[p] or (type(o) is LazyResult and o[TASK] is not tasks[p]):
                     return None
                 objs[p] = o

@@ -184,12 +184,12 @@ def resolve_args(st: Step, obj: LazyResult, values: list[Any], ctx: RunContext,
     """
     mode = st.mode
     if mode == 0:
-        args, kwargs = obj.args, obj.kwargs
+        args, kwargs = obj[ARGS], obj[KWARGS]
     elif mode == 1:
-        a = list(obj.args)
+        a = list(obj[ARGS])
         for i, d in st.subs:
             a[i] = values[d]
-        args, kwargs = tuple(a), obj.kwargs
+        args, kwargs = tuple(a), obj[KWARGS]
     else:
         it = iter(st.deps[: st.ndata])
 
@@ -213,9 +213,10 @@ def resolve_args(st: Step, obj: LazyResult, values: list[Any], ctx: RunContext,
                 return _resolve_container(v, leaf)
             return leaf(v)
 
-        args = tuple(r(a) for a in obj.args)
-        tmp_kw = {k: r(obj.kwargs[k]) for k in sorted(obj.kwargs)}
-        kwargs = {k: tmp_kw[k] for k in obj.kwargs}
+        args = tuple(r(a) for a in obj[ARGS])
+        given = obj[KWARGS]
+        tmp_kw = {k: r(given[k]) for k in sorted(given)}
+        kwargs = {k: tmp_kw[k] for k in given}
     if st.injected:
         kwargs = dict(kwargs)
         for param, res in st.injected:

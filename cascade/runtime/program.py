@@ -18,7 +18,9 @@ from ..graph.plan import ExecutionPlan
 from ..spec.lazy import (
     _ATOMIC,
     _NO_POLICIES,
+    A0,
     ARGS,
+    DEPS,
     KWARGS,
     MODE,
     NDATA,
@@ -29,6 +31,7 @@ from ..spec.lazy import (
     Router,
     _sorted_keys,
     argument_label,
+    nargs_of,
 )
 from ..spec.markers import Env, Inject, Marker, Param
 from ..spec.resource import Resource
@@ -101,7 +104,9 @@ class Program:
     needed: tuple[bool, ...]  # reachable from the target without crossing a route edge
     waiting0: tuple[int, ...]  # inputs each step waits for, at the start of an iteration
     ready0: tuple[int, ...]  # steps ready at the start (sorted: a valid heap)
-    extract: tuple[tuple[int, int, int], ...]  # (position, parent position, slot in parent._deps)
+    # (position, parent position, where in the parent): ``parent[i]`` for ``i > 0`` (an argument of a
+    # call whose dependencies are its positional arguments, see spec.lazy), else ``parent._deps[~i]``
+    extract: tuple[tuple[int, int, int], ...]
     shared: tuple[tuple[int, int, int], ...]  # further (consumer, slot, position) edges to verify
     shapes: tuple[int, ...]
     bind_by_graph: bool  # pure nodes could merge differently: bind through a graph build
@@ -126,8 +131,8 @@ def _markers(obj: LazyResult) -> list[tuple[str, Marker]]:
     """Every marker in a call's arguments, with the argument it sits in."""
     out: list[tuple[str, Marker]] = []
     names = obj.task.positional
-    stack: list[tuple[str, Any]] = [(argument_label(names, i), a) for i, a in enumerate(obj.args)]
-    stack += [(argument_label(names, k), v) for k, v in obj.kwargs.items()]
+    stack: list[tuple[str, Any]] = [(argument_label(names, i), a) for i, a in enumerate(obj[ARGS])]
+    stack += [(argument_label(names, k), v) for k, v in obj[KWARGS].items()]
     while stack:
         where, value = stack.pop()
         if isinstance(value, Marker):
@@ -170,6 +175,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     steps: list[Step] = []
     has_routers = False
     pure_tasks: list[Any] = []
+    direct: list[int] = []  # positions of calls whose dependencies are their positional arguments
     position = pos_of.__getitem__
     for p, node in enumerate(nodes):
         obj = node.obj
@@ -207,7 +213,8 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
             if task.pure:
                 pure_tasks.append(task)
             if mode == 1:
-                if len(obj[ARGS]) == nd:  # every argument is a lazy result
+                if obj[DEPS] is None:  # every positional argument is a lazy result, and only they
+                    direct.append(p)
                     subs = ((0, deps[0]),) if nd == 1 else tuple(zip(range(nd), deps))
                 else:
                     lazy_positions = [i for i, a in enumerate(obj[ARGS]) if type(a) is LazyResult]
@@ -275,7 +282,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         waiting0.append(len(st.inputs))
         if not st.inputs and needed[p]:
             ready0.append(p)
-    extract, shared = _extraction(steps, n)
+    extract, shared = _extraction(steps, n, direct)
     bind_by_graph = len(pure_tasks) != len(set(map(id, pure_tasks))) or graph.pure_merges > 0
     shapes = tuple([nd.obj._shape for nd in nodes])
     return Program(
@@ -320,7 +327,7 @@ def _general_call(p: int, node: Any, obj: Any, task: Any, pol: Any, mode: int, n
             envs.setdefault(marker.name, marker)
         elif isinstance(marker, Inject):
             inj_args.append((where, marker.name))
-    injected = tuple((param, res) for param, res in task.injected if param not in obj.kwargs)
+    injected = tuple((param, res) for param, res in task.injected if param not in obj[KWARGS])
     res_names = [(f"parameter {param!r}", res) for param, res in injected] + inj_args
     for where, res in res_names:
         if res not in resources:
@@ -382,8 +389,8 @@ def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
     nd = st.ndata
     spec: Any
     if st.mode == 0 and not st.injected:
-        mode, spec = (A_LIT_KW if obj.kwargs else A_LIT), None
-    elif st.mode == 1 and not obj.kwargs and not st.injected and len(obj.args) == nd:
+        mode, spec = (A_LIT_KW if obj[KWARGS] else A_LIT), None
+    elif st.mode == 1 and not obj[KWARGS] and not st.injected and nargs_of(obj) == nd:
         mode, spec = (A_ONE, st.deps[0]) if nd == 1 else (A_ALL, st.deps[:nd])
     elif st.mode == 1 and not st.injected:
         mode, spec = A_SUBS, st.subs
@@ -395,7 +402,7 @@ def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
                 # (a keyword that binds as a positional argument was stored as one: spec.lazy.new_lazy)
                 mode, spec = A_KW1, (kw_ops[0][0], kw_ops[0][2])
             elif (not kw_ops and len(pos_ops) == 1 and pos_ops[0][1] in (1, 2)
-                  and len(pos_ops[0][2]) == len(obj[ARGS][0])):
+                  and len(pos_ops[0][2]) == len(obj[A0])):
                 # ``fn([a, b])``: one list or tuple, every item lazy (its shape fixes the length and
                 # which slots are lazy, so each bound iteration is the same)
                 mode, spec = A_SEQ1, (pos_ops[0][1] == 2, tuple(d for _, d in pos_ops[0][2]))
@@ -505,22 +512,30 @@ def _descendant_counts(steps: list[Step], n: int) -> list[int]:
     return counts
 
 
-def _extraction(steps: list[Step], n: int) -> tuple[Any, Any]:
+def _extraction(steps: list[Step], n: int, direct: list[int]) -> tuple[Any, Any]:
     """How the hot binder reaches every node's lazy object from the target, and which extra edges
     it must check by identity so that sharing in the new iteration matches the template.
 
-    ``steps``: the steps in plan order (``deps``: the positions of each ``obj._deps``)."""
+    ``steps``: the steps in plan order (``deps``: the positions of each ``obj._deps``); ``direct``:
+    the positions whose dependencies are their positional arguments (read from the call itself:
+    ``Program.extract``)."""
     if n == 1:
         return (), ()
-    parent: list[Any] = [None] * n
+    parent = [-1] * n
+    where = [0] * n
+    is_direct = [False] * n
+    for p in direct:
+        is_direct[p] = True
     shared: list[tuple[int, int, int]] = []
     for p in range(n - 1, -1, -1):
+        base = A0 if is_direct[p] else None
         for slot, d in enumerate(steps[p].deps):
-            if parent[d] is None:
-                parent[d] = (p, slot)
+            if parent[d] < 0:
+                parent[d] = p
+                where[d] = ~slot if base is None else base + slot
             else:
                 shared.append((p, slot, d))
     # A node no other node reads (a call whose only consumer merged into an equal pure call) has no
     # path from the target: programs with pure merges bind through a graph build instead.
-    extract = tuple([(d, *parent[d]) for d in range(n - 2, -1, -1) if parent[d] is not None])
+    extract = tuple([(d, parent[d], where[d]) for d in range(n - 2, -1, -1) if parent[d] >= 0])
     return extract, tuple(shared)

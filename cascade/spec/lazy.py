@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 from operator import itemgetter
-from types import FunctionType
+from types import FunctionType, MappingProxyType
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .markers import Marker
@@ -193,9 +193,34 @@ def _sorted_keys(d: Mapping[Any, Any]) -> list[Any]:
 
 
 # Field positions of a LazyResult (a tuple underneath: one C call creates it, and it is immutable).
-# POLICY is ``None`` for a plain call, else a _Policies; BASE is the shape before policies.
-TASK, ARGS, KWARGS, DEPS, NDATA, SHAPE, MODE, POLICY, BASE = range(9)
+# POLICY is ``None`` for a plain call, else a _Policies; BASE is the shape before policies. The
+# positional arguments follow the fields, from A0 on: a call is one object, not a result and its
+# argument tuple (one object fewer for the collector to walk in a big graph or a waiting agent).
+# DEPS is ``None`` when the dependencies are the positional arguments themselves (every one is a
+# lazy result; a chain's ``step(previous)``): ``deps_of`` gives them. KWARGS is the shared empty
+# dict ``NO_KWARGS`` when there are none, never changed (``LazyResult.kwargs`` is a read-only view).
+TASK, KWARGS, DEPS, NDATA, SHAPE, MODE, POLICY, BASE = range(8)
+A0 = 8
+ARGS = slice(A0, None)  # ``lazy[ARGS]``: the positional arguments (one slice object, made once)
+NO_KWARGS: dict[str, Any] = {}
 _tuple_new = tuple.__new__
+_tuple_len = tuple.__len__
+
+
+def deps_of(lazy: LazyResult) -> tuple[Any, ...]:
+    """The dependencies of a lazy result, in canonical order (its ``_deps``)."""
+    deps = lazy[DEPS]
+    return lazy[ARGS] if deps is None else deps
+
+
+def args_of(lazy: LazyResult) -> tuple[Any, ...]:
+    """The positional arguments of a lazy result (its ``args``)."""
+    return lazy[ARGS]
+
+
+def nargs_of(lazy: LazyResult) -> int:
+    """How many positional arguments a lazy result has (its ``__len__`` refuses on purpose)."""
+    return _tuple_len(lazy) - A0
 
 
 class _Policies(tuple):
@@ -223,7 +248,8 @@ def _policy(field: int, doc: str) -> Any:
 
 
 class LazyResult(tuple):
-    """An immutable description of one call of a task: ``task``, ``args``, ``kwargs`` and policies.
+    """An immutable description of one call of a task: ``task``, ``args``, ``kwargs`` (a read-only
+    mapping) and policies.
 
     A keyword argument that binds exactly as a positional one is in ``args`` (``step(x=a)`` of
     ``def step(x)`` has ``args == (a,)``); see :func:`new_lazy`.
@@ -236,8 +262,9 @@ class LazyResult(tuple):
     __slots__ = ()
 
     task: Task = property(itemgetter(TASK))  # type: ignore[assignment]
-    args: tuple[Any, ...] = property(itemgetter(ARGS))  # type: ignore[assignment]
-    kwargs: dict[str, Any] = property(itemgetter(KWARGS))  # type: ignore[assignment]
+    args: tuple[Any, ...] = property(args_of)  # type: ignore[assignment]
+    kwargs: Mapping[str, Any] = property(  # type: ignore[assignment]
+        lambda self: MappingProxyType(self[KWARGS]), doc="The keyword arguments (a read-only view).")
     cond: LazyResult | None = _policy(_COND, "The ``run_if`` condition, or ``None``.")
     after_deps: tuple[Any, ...] = _policy(_AFTER, "The ``after`` predecessors.")
     seq_deps: tuple[Any, ...] = _policy(_SEQ, "The ``sequence`` predecessors.")
@@ -245,7 +272,7 @@ class LazyResult(tuple):
     cache: CachePolicy | None = _policy(_CACHE, "The ``with_cache`` policy, or ``None``.")
     constraints: tuple[tuple[str, float], ...] = _policy(
         _CONSTRAINTS, "The ``with_constraints`` amounts as ``(name, amount)`` pairs.")
-    _deps: tuple[Any, ...] = property(itemgetter(DEPS))  # type: ignore[assignment]
+    _deps: tuple[Any, ...] = property(deps_of)  # type: ignore[assignment]
     _ndata: int = property(itemgetter(NDATA))  # type: ignore[assignment]
     _shape: int = property(itemgetter(SHAPE))  # type: ignore[assignment]
     _mode: int = property(itemgetter(MODE))  # type: ignore[assignment]
@@ -432,25 +459,24 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
     # right where their arguments are known.
     if _s1 is _UNSET:
         if _s0 is not _UNSET:
-            args = (_s0,)
             if not kwargs:
                 # The commonest call in a loop body, ``step(previous)`` or ``step(literal)``, without
                 # the general loop below. Its shape formula is its own: a call with one positional
                 # argument always comes here, so equal structures still get equal shapes.
                 if not task.sig_one:
-                    check_call(task, args, kwargs, 1)  # raises: one argument does not bind
+                    check_call(task, (_s0,), kwargs, 1)  # raises: one argument does not bind
                 a = _s0
                 t = type(a)
                 if t is LazyResult:
                     h = hash((task.key, a[SHAPE]))
-                    return _tuple_new(LazyResult, (task, args, kwargs, args, 1, h, 1, None, h))
+                    return _tuple_new(LazyResult, (task, NO_KWARGS, None, 1, h, 1, None, h, a))
                 if t in _ATOMIC:
                     h = hash((task.key, 1))
-                    return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
+                    return _tuple_new(LazyResult, (task, NO_KWARGS, (), 0, h, 0, None, h, a))
                 if t is list or t is tuple:  # ``step([a, b])``: the general loop's result, directly
                     if len(a) == 1 and type(item := a[0]) is LazyResult:  # ``step([previous])``
                         h = hash((task.key, t, item[SHAPE]))  # its own formula: such calls come here
-                        return _tuple_new(LazyResult, (task, args, kwargs, (item,), 1, h, 2, None, h))
+                        return _tuple_new(LazyResult, (task, NO_KWARGS, (item,), 1, h, 2, None, h, a))
                     inputs: list[Any] = []
                     try:
                         shape = _scan_container(a, inputs)
@@ -459,16 +485,16 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
                     else:
                         if shape is None:  # a plain literal container: like an atomic literal
                             h = hash((task.key, 1))
-                            return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
+                            return _tuple_new(LazyResult, (task, NO_KWARGS, (), 0, h, 0, None, h, a))
                         h = hash((hash((task.key, 0, shape)), 1))
-                        return _tuple_new(LazyResult, (task, args, kwargs, tuple(inputs), len(inputs), h, 2,
-                                                       None, h))
+                        return _tuple_new(LazyResult, (task, NO_KWARGS, tuple(inputs), len(inputs), h, 2,
+                                                       None, h, a))
+            args = (_s0,)
     elif _s0 is _UNSET:
         args, kwargs = _regroup(task, (_s0, _s1), kwargs)
     elif args:
         args = (_s0, _s1) + args
     else:
-        args = (_s0, _s1)
         if not kwargs:
             # The commonest tail call, ``loop(n - 1, previous)``: two positional arguments, each a
             # lazy result or a plain literal, with the general loop's own shape, mode and dependencies.
@@ -478,23 +504,24 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
             if ta is LazyResult:
                 if tb is LazyResult or tb in _ATOMIC or tb in _PLAIN_OBJECTS:
                     if 2 not in task.sig_ok:
-                        check_call(task, args, kwargs, 2)
+                        check_call(task, (a, b), kwargs, 2)
                     h = hash((task.key, 0, a[SHAPE]))
                     if tb is LazyResult:
                         h = hash((hash((h, 1, b[SHAPE])), 2))
-                        return _tuple_new(LazyResult, (task, args, kwargs, args, 2, h, 1, None, h))
+                        return _tuple_new(LazyResult, (task, NO_KWARGS, None, 2, h, 1, None, h, a, b))
                     h = hash((h, 2))
-                    return _tuple_new(LazyResult, (task, args, kwargs, (a,), 1, h, 1, None, h))
+                    return _tuple_new(LazyResult, (task, NO_KWARGS, (a,), 1, h, 1, None, h, a, b))
             elif tb is LazyResult and (ta in _ATOMIC or ta in _PLAIN_OBJECTS):
                 if 2 not in task.sig_ok:
-                    check_call(task, args, kwargs, 2)
+                    check_call(task, (a, b), kwargs, 2)
                 h = hash((hash((task.key, 1, b[SHAPE])), 2))
-                return _tuple_new(LazyResult, (task, args, kwargs, (b,), 1, h, 1, None, h))
+                return _tuple_new(LazyResult, (task, NO_KWARGS, (b,), 1, h, 1, None, h, a, b))
             elif ta in _ATOMIC and tb in _ATOMIC:  # ``cs.recv(topic, timeout)``: two plain literals
                 if 2 not in task.sig_ok:
-                    check_call(task, args, kwargs, 2)
+                    check_call(task, (a, b), kwargs, 2)
                 h = hash((task.key, 2))
-                return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
+                return _tuple_new(LazyResult, (task, NO_KWARGS, (), 0, h, 0, None, h, a, b))
+        args = (_s0, _s1)
     nargs = len(args)
     if kwargs:
         # Keywords for parameters after the slots, right after the positional arguments.
@@ -522,10 +549,10 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
             t = type(a)
             if t is LazyResult:
                 h = hash((kkey, a[SHAPE]))
-                return _tuple_new(LazyResult, (task, args, kwargs, (a,), 1, h, 2, None, h))
+                return _tuple_new(LazyResult, (task, kwargs, (a,), 1, h, 2, None, h))
             if t in _ATOMIC:
                 h = hash((task.key, 0, (name,)))
-                return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
+                return _tuple_new(LazyResult, (task, kwargs, (), 0, h, 0, None, h))
     names: tuple[str, ...] = ()
     if kwargs:
         names = tuple(kwargs)  # the keyword names in call order: the pattern's key, then sorted once
@@ -593,9 +620,13 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
         h = hash((h, i, names))
     else:
         h = hash((h, i))
+    if not kwargs:
+        kwargs = NO_KWARGS
     if deps is None:
-        return _tuple_new(LazyResult, (task, args, kwargs, (), 0, h, 0, None, h))
-    return _tuple_new(LazyResult, (task, args, kwargs, tuple(deps), len(deps), h, mode, None, h))
+        return _tuple_new(LazyResult, (task, kwargs, (), 0, h, 0, None, h) + args)
+    if mode == 1 and len(deps) == nargs:  # every positional argument is a lazy result (and only they)
+        return _tuple_new(LazyResult, (task, kwargs, None, nargs, h, 1, None, h) + args)
+    return _tuple_new(LazyResult, (task, kwargs, tuple(deps), len(deps), h, mode, None, h) + args)
 
 
 def _regroup(task: Task, slots: tuple[Any, ...], kwargs: dict[str, Any]
@@ -640,7 +671,7 @@ def _fold_keywords(pos: tuple[str | None, ...], args: tuple[Any, ...], kwargs: d
         if name not in kwargs:
             break
         folded.append(kwargs.pop(name))
-    return tuple(folded), (kwargs if kwargs else {})
+    return tuple(folded), kwargs
 
 
 # The generic copy: slot names that no keyword argument can spell (a keyword is an identifier).
@@ -653,7 +684,7 @@ def _element_policy(lazy: LazyResult, method: str, args: Any) -> LazyResult:
     """A dynamic map's call (``lazy.task.maps`` is set) with one more policy for its element calls:
     the same call of its fan-out task with the policy added to its literal ``policies`` argument,
     its own ``run_if``/``after``/``sequence`` kept."""
-    names, policies, *values = tuple.__getitem__(lazy, ARGS)
+    names, policies, *values = lazy[ARGS]
     if method == "with_constraints":
         before = next((dict(a) for m, a in policies if m == method), {})
         args = {**before, **args}

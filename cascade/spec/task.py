@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, overload
 from ..graph.gcpause import collector_paused
 from .lazy import (
     _ATOMIC,
-    ARGS,
+    NO_KWARGS,
     SHAPE,
     SLOTS,
     LazyResult,
@@ -21,6 +21,7 @@ from .lazy import (
     TaskBase,
     _tuple_new,
     caller_for,
+    nargs_of,
     new_lazy,
 )
 from .markers import Inject
@@ -191,14 +192,15 @@ def _elements(task: Task, columns: dict[str, list[Any]], n: int) -> tuple[LazyRe
             if plain is None:
                 plain = new_lazy(task, **dict(zip(names, row)))
                 shape = plain[SHAPE]
-                folded = task.positional[:len(plain[ARGS])]
+                folded = task.positional[:nargs_of(plain)]
                 out.append(plain)
             elif folded == names:  # every keyword, in parameter order: the row is the arguments
-                out.append(_tuple_new(LazyResult, (task, row, {}, (), 0, shape, 0, None, shape)))
+                out.append(_tuple_new(LazyResult, (task, NO_KWARGS, (), 0, shape, 0, None, shape, *row)))
             else:
                 kwargs = dict(zip(names, row))
-                args = tuple([kwargs.pop(p) for p in folded])
-                out.append(_tuple_new(LazyResult, (task, args, kwargs, (), 0, shape, 0, None, shape)))
+                args = [kwargs.pop(p) for p in folded]
+                out.append(_tuple_new(LazyResult, (task, kwargs or NO_KWARGS, (), 0, shape, 0, None, shape,
+                                                   *args)))
     return tuple(out)
 
 
