@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ..spec.lazy import ARGS, DEPS, KWARGS, POLICY, TASK, LazyResult, MappedLazyResult, Router
+from ..spec.lazy import ARGS, DEPS, KWARGS, POLICY, TASK, LazyResult, MappedLazyResult, Router, _At, deps_of
 from .identity import _PLAIN, digest, encode_args, encode_literal, plain_call_texts
 from .model import Graph, Node, node_edges
 
@@ -48,6 +48,8 @@ def build_graph(target: Any) -> Graph:
             obj_deps = obj[DEPS]
             if obj_deps is None:  # its positional arguments (spec.lazy)
                 obj_deps = obj[ARGS]
+            elif type(obj_deps) is _At:  # some of them
+                obj_deps = deps_of(obj)
         else:
             obj_deps = obj._deps
         if obj_deps and oid not in opened:
@@ -139,6 +141,8 @@ def build_run_graph(target: Any) -> Graph:
             obj_deps = obj[DEPS]
             if obj_deps is None:  # its positional arguments (spec.lazy)
                 obj_deps = obj[ARGS]
+            elif type(obj_deps) is _At:  # some of them
+                obj_deps = deps_of(obj)
         else:
             obj_deps = obj._deps
         if obj_deps and seen is None:

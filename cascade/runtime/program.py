@@ -29,6 +29,7 @@ from ..spec.lazy import (
     LazyResult,
     MappedLazyResult,
     Router,
+    _At,
     _sorted_keys,
     argument_label,
     nargs_of,
@@ -175,7 +176,9 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     steps: list[Step] = []
     has_routers = False
     pure_tasks: list[Any] = []
-    direct: list[int] = []  # positions of calls whose dependencies are their positional arguments
+    # (position, argument positions or None for all) of the calls whose dependencies are positional
+    # arguments: the hot binder reads those from the call itself (``Program.extract``)
+    direct: list[tuple[int, Any]] = []
     position = pos_of.__getitem__
     for p, node in enumerate(nodes):
         obj = node.obj
@@ -213,10 +216,14 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
             if task.pure:
                 pure_tasks.append(task)
             if mode == 1:
-                if obj[DEPS] is None:  # every positional argument is a lazy result, and only they
-                    direct.append(p)
+                at = obj[DEPS]
+                if at is None:  # every positional argument is a lazy result, and only they
+                    direct.append((p, None))
                     subs = ((0, deps[0]),) if nd == 1 else tuple(zip(range(nd), deps))
-                else:
+                elif type(at) is _At:  # these positional arguments are
+                    direct.append((p, at))
+                    subs = tuple(zip(at, deps))
+                else:  # with a policy: the dependencies are listed, the policy's after them
                     lazy_positions = [i for i, a in enumerate(obj[ARGS]) if type(a) is LazyResult]
                     subs = tuple(zip(lazy_positions, deps[:nd]))
             if pol is None and mode != 2 and not task.injected and not task.offload and rem is None:
@@ -512,27 +519,27 @@ def _descendant_counts(steps: list[Step], n: int) -> list[int]:
     return counts
 
 
-def _extraction(steps: list[Step], n: int, direct: list[int]) -> tuple[Any, Any]:
+def _extraction(steps: list[Step], n: int, direct: list[tuple[int, Any]]) -> tuple[Any, Any]:
     """How the hot binder reaches every node's lazy object from the target, and which extra edges
     it must check by identity so that sharing in the new iteration matches the template.
 
     ``steps``: the steps in plan order (``deps``: the positions of each ``obj._deps``); ``direct``:
-    the positions whose dependencies are their positional arguments (read from the call itself:
-    ``Program.extract``)."""
+    the calls whose dependencies are positional arguments, with the argument positions (``None``:
+    all), read from the call itself (``Program.extract``)."""
     if n == 1:
         return (), ()
     parent = [-1] * n
     where = [0] * n
-    is_direct = [False] * n
-    for p in direct:
-        is_direct[p] = True
+    at_of: list[Any] = [False] * n  # False: read through DEPS
+    for p, at in direct:
+        at_of[p] = at
     shared: list[tuple[int, int, int]] = []
     for p in range(n - 1, -1, -1):
-        base = A0 if is_direct[p] else None
+        at = at_of[p]
         for slot, d in enumerate(steps[p].deps):
             if parent[d] < 0:
                 parent[d] = p
-                where[d] = ~slot if base is None else base + slot
+                where[d] = ~slot if at is False else A0 + (slot if at is None else at[slot])
             else:
                 shared.append((p, slot, d))
     # A node no other node reads (a call whose only consumer merged into an equal pure call) has no

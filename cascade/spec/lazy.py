@@ -196,9 +196,12 @@ def _sorted_keys(d: Mapping[Any, Any]) -> list[Any]:
 # POLICY is ``None`` for a plain call, else a _Policies; BASE is the shape before policies. The
 # positional arguments follow the fields, from A0 on: a call is one object, not a result and its
 # argument tuple (one object fewer for the collector to walk in a big graph or a waiting agent).
-# DEPS is ``None`` when the dependencies are the positional arguments themselves (every one is a
-# lazy result; a chain's ``step(previous)``): ``deps_of`` gives them. KWARGS is the shared empty
-# dict ``NO_KWARGS`` when there are none, never changed (``LazyResult.kwargs`` is a read-only view).
+# DEPS is a tuple of the dependencies, except when they are positional arguments (mode 1, no
+# policy): then it is ``None`` when they are all of them (a chain's ``step(previous)``), else an
+# ``_At`` of their argument positions, one shared per pattern (``loop(n - 1, previous)``), so such
+# a call allocates nothing but itself. ``deps_of`` gives the dependencies in every case. KWARGS is
+# the shared empty dict ``NO_KWARGS`` when there are none, never changed (``LazyResult.kwargs`` is a
+# read-only view).
 TASK, KWARGS, DEPS, NDATA, SHAPE, MODE, POLICY, BASE = range(8)
 A0 = 8
 ARGS = slice(A0, None)  # ``lazy[ARGS]``: the positional arguments (one slice object, made once)
@@ -207,10 +210,38 @@ _tuple_new = tuple.__new__
 _tuple_len = tuple.__len__
 
 
+class _At(tuple):
+    """The argument positions of a call's dependencies, as its DEPS field (see above)."""
+
+    __slots__ = ()
+
+
+_AT_BY_MASK: dict[int, _At] = {}
+_AT_PATTERNS = 4096  # bound: argument counts could be generated
+
+
+def _at(mask: int) -> _At:
+    """The shared ``_At`` of the positions set in ``mask`` (bit ``i``: argument ``i``)."""
+    at = _AT_BY_MASK.get(mask)
+    if at is None:
+        at = _tuple_new(_At, [i for i in range(mask.bit_length()) if mask >> i & 1])
+        if len(_AT_BY_MASK) < _AT_PATTERNS:
+            _AT_BY_MASK[mask] = at
+    return at
+
+
+_AT0 = _at(1)
+_AT1 = _at(2)
+
+
 def deps_of(lazy: LazyResult) -> tuple[Any, ...]:
     """The dependencies of a lazy result, in canonical order (its ``_deps``)."""
     deps = lazy[DEPS]
-    return lazy[ARGS] if deps is None else deps
+    if deps is None:
+        return lazy[ARGS]
+    if type(deps) is _At:
+        return tuple([lazy[A0 + i] for i in deps])
+    return deps
 
 
 def args_of(lazy: LazyResult) -> tuple[Any, ...]:
@@ -510,12 +541,12 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
                         h = hash((hash((h, 1, b[SHAPE])), 2))
                         return _tuple_new(LazyResult, (task, NO_KWARGS, None, 2, h, 1, None, h, a, b))
                     h = hash((h, 2))
-                    return _tuple_new(LazyResult, (task, NO_KWARGS, (a,), 1, h, 1, None, h, a, b))
+                    return _tuple_new(LazyResult, (task, NO_KWARGS, _AT0, 1, h, 1, None, h, a, b))
             elif tb is LazyResult and (ta in _ATOMIC or ta in _PLAIN_OBJECTS):
                 if 2 not in task.sig_ok:
                     check_call(task, (a, b), kwargs, 2)
                 h = hash((hash((task.key, 1, b[SHAPE])), 2))
-                return _tuple_new(LazyResult, (task, NO_KWARGS, (b,), 1, h, 1, None, h, a, b))
+                return _tuple_new(LazyResult, (task, NO_KWARGS, _AT1, 1, h, 1, None, h, a, b))
             elif ta in _ATOMIC and tb in _ATOMIC:  # ``cs.recv(topic, timeout)``: two plain literals
                 if 2 not in task.sig_ok:
                     check_call(task, (a, b), kwargs, 2)
@@ -566,6 +597,7 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
     h = task.key
     mode = 0
     i = 0
+    at = 0  # bit i: argument i is a lazy result (mode 1's DEPS)
     k: str | None = None
     try:  # free unless raised: a self-containing or undescribable argument is named below
         for a in args:
@@ -575,6 +607,7 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
                     deps = [a]
                 else:
                     deps.append(a)
+                at |= 1 << i
                 h = hash((h, i, a[SHAPE]))
                 if mode == 0:
                     mode = 1
@@ -624,8 +657,9 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
         kwargs = NO_KWARGS
     if deps is None:
         return _tuple_new(LazyResult, (task, kwargs, (), 0, h, 0, None, h) + args)
-    if mode == 1 and len(deps) == nargs:  # every positional argument is a lazy result (and only they)
-        return _tuple_new(LazyResult, (task, kwargs, None, nargs, h, 1, None, h) + args)
+    if mode == 1:  # the dependencies are positional arguments: every one of them, or those in ``at``
+        nd = len(deps)
+        return _tuple_new(LazyResult, (task, kwargs, None if nd == nargs else _at(at), nd, h, 1, None, h) + args)
     return _tuple_new(LazyResult, (task, kwargs, tuple(deps), len(deps), h, mode, None, h) + args)
 
 
