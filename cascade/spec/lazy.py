@@ -659,7 +659,9 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
         return _tuple_new(LazyResult, (task, kwargs, (), 0, h, 0, None, h) + args)
     if mode == 1:  # the dependencies are positional arguments: every one of them, or those in ``at``
         nd = len(deps)
-        return _tuple_new(LazyResult, (task, kwargs, None if nd == nargs else _at(at), nd, h, 1, None, h) + args)
+        if nd == nargs:
+            return _tuple_new(LazyResult, (task, kwargs, None, nd, h, 1, None, h) + args)
+        return _tuple_new(LazyResult, (task, kwargs, _AT_BY_MASK.get(at) or _at(at), nd, h, 1, None, h) + args)
     return _tuple_new(LazyResult, (task, kwargs, tuple(deps), len(deps), h, mode, None, h) + args)
 
 
