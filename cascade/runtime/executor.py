@@ -186,9 +186,12 @@ def resolve_args(st: Step, obj: LazyResult, values: list[Any], ctx: RunContext,
     if mode == 0:
         args, kwargs = obj[ARGS], obj[KWARGS]
     elif mode == 1:
-        a = list(obj[ARGS])
-        for i, d in st.subs:
-            a[i] = values[d]
+        if st.subs:
+            a = list(obj[ARGS])
+            for i, d in st.subs:
+                a[i] = values[d]
+        else:  # every positional argument is an input
+            a = [values[d] for d in st.deps[: st.ndata]]
         args, kwargs = tuple(a), obj[KWARGS]
     else:
         it = iter(st.deps[: st.ndata])

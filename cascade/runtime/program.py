@@ -64,7 +64,9 @@ class Step:
     fn: Any
     is_async: bool
     mode: int  # argument resolution: 0 literal, 1 top-level lazies (see ``subs``), 2 general
-    subs: tuple[tuple[int, int], ...]  # mode 1: (argument index, input position)
+    # mode 1: (argument index, input position); () when the inputs are all the positional arguments,
+    # in order (a chain's step: one tuple fewer per step of a big graph)
+    subs: tuple[tuple[int, int], ...]
     deps: tuple[int, ...]  # positions of ``obj._deps`` in order
     ndata: int
     cond: int  # -1 when there is no condition
@@ -218,8 +220,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
             if mode == 1:
                 at = obj[DEPS]
                 if at is None:  # every positional argument is a lazy result, and only they
-                    direct.append((p, None))
-                    subs = ((0, deps[0]),) if nd == 1 else tuple(zip(range(nd), deps))
+                    direct.append((p, None))  # subs: () (see Step.subs)
                 elif type(at) is _At:  # these positional arguments are
                     direct.append((p, at))
                     subs = tuple(zip(at, deps))
@@ -400,7 +401,7 @@ def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
     elif st.mode == 1 and not obj[KWARGS] and not st.injected and nargs_of(obj) == nd:
         mode, spec = (A_ONE, st.deps[0]) if nd == 1 else (A_ALL, st.deps[:nd])
     elif st.mode == 1 and not st.injected:
-        mode, spec = A_SUBS, st.subs
+        mode, spec = A_SUBS, st.subs or tuple(zip(range(nd), st.deps[:nd]))
     elif st.mode == 2 and not st.injected and (spec := _resolution(obj, st.deps[:nd])) is not None:
         mode = A_RESOLVE  # lazy inputs by keyword or in flat containers: substitutions compiled
         pos_ops, kw_ops, other_pos, other_kw = spec
