@@ -188,7 +188,9 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         deps: tuple[int, ...]
         inputs: tuple[int, ...]
         if len(cdeps) == 1:
-            deps = inputs = (pos_of[cdeps[0]],)
+            d = pos_of[cdeps[0]]
+            # in a chain, plan positions are the graph's indices: its tuple serves (one fewer per step)
+            deps = inputs = cdeps if d == cdeps[0] else (d,)
         else:
             deps = tuple(map(position, cdeps))
             inputs = deps if len(deps) < 2 else tuple(dict.fromkeys(deps))
