@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import cascade.runtime.engine as engine_mod
 import cascade.runtime.executor as executor_mod
 import cascade.runtime.loop as loop_mod
+import cascade.spec.lazy as lazy_mod
 from cascade.spec.lazy import MappedLazyResult
 
 from .profiles import budget
@@ -84,6 +85,20 @@ def test_catches_a_reused_binding_list_keeping_a_slot_of_the_last_iteration(monk
         return into
 
     monkeypatch.setattr(loop_mod, "bind", bind)
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
+
+
+def test_catches_argument_positions_taken_for_the_leading_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A call whose lazy inputs are some of its positional arguments keeps their positions (one
+    # shared tuple per pattern); here the positions are taken to be the first ones, so ``f(1, a)``
+    # would read its input from where the literal is.
+    def at(mask: int) -> Any:
+        return lazy_mod._tuple_new(lazy_mod._At, range(bin(mask).count("1")))
+
+    monkeypatch.setattr(lazy_mod, "_at", at)
+    monkeypatch.setattr(lazy_mod, "_AT_BY_MASK", {})  # every pattern goes through ``_at``
+    monkeypatch.setattr(lazy_mod, "_AT0", at(1))
+    monkeypatch.setattr(lazy_mod, "_AT1", at(2))
     expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
 
 
