@@ -1,0 +1,89 @@
+"""A lazy result is one object: its positional arguments inline, its inputs recorded without a
+tuple of their own where they are positional arguments (spec/lazy.py), and its keyword arguments a
+read-only view. What users see (``args``, ``kwargs``, ``_deps``) is the same in every layout."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+import cascade as cs
+from cascade.spec import lazy as lazy_mod
+
+
+@cs.task
+def inc(x):
+    return x + 1
+
+
+@cs.task
+def four(a, b, c, d, *, k=0):
+    return (a, b, c, d, k)
+
+
+def test_no_keyword_arguments_is_a_read_only_empty_mapping_no_call_can_change() -> None:
+    first, second = inc(1), inc(2)
+    with pytest.raises(TypeError):
+        first.kwargs["x"] = 5  # type: ignore[index]
+    assert dict(first.kwargs) == {} and dict(second.kwargs) == {}
+    assert four(1, 2, 3, 4, k=9).kwargs == {"k": 9}
+
+
+def test_a_call_and_its_arguments_are_one_tracked_object() -> None:
+    # the argument tuple and the empty kwargs dict of the old layout are gone: creating a chain
+    # step allocates exactly one container the collector tracks
+    link = inc(0)
+    gc.collect()
+    before = len(gc.get_objects())
+    steps = [inc(link) for _ in range(1000)]
+    assert len(gc.get_objects()) - before <= 1000 + 1  # the list itself
+    assert all(s.args == (link,) for s in steps)
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda a, b: four(a, b, 1, 2), "ab"),  # every lazy argument leading
+        (lambda a, b: four(1, a, 2, b), "ab"),  # lazy inputs between literals: kept as positions
+        (lambda a, b: four(b, 1, a, 2), "ba"),
+        (lambda a, b: four(a, b, a, b), "abab"),  # all positional arguments are inputs
+        (lambda a, b: four(1, 2, 3, a, k=b), "ab"),  # a keyword input: the inputs are listed
+        (lambda a, b: four(1, 2, 3, [a, b]), "ab"),
+    ],
+    ids=["leading", "between", "reversed", "all", "keyword", "nested"],
+)
+def test_inputs_are_listed_in_argument_order_whatever_the_layout(make, expected) -> None:
+    a, b = inc(1), inc(2)
+    lr = make(a, b)
+    assert lr._deps == tuple({"a": a, "b": b}[c] for c in expected)
+    assert lr._deps == lazy_mod.deps_of(lr)
+
+
+def test_the_same_pattern_shares_its_argument_positions() -> None:
+    a = inc(1)
+    one, other = four(1, a, 2, 3), four(4, inc(5), 6, 7)
+    assert one[lazy_mod.DEPS] is other[lazy_mod.DEPS] == (1,)
+    assert four(a, 1, 2, 3)[lazy_mod.DEPS] == (0,)
+
+
+def test_argument_position_patterns_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lazy_mod, "_AT_BY_MASK", {})
+    monkeypatch.setattr(lazy_mod, "_AT_PATTERNS", 2)
+    for mask in (1, 2, 3, 5, 6):
+        assert lazy_mod._at(mask) == tuple(i for i in range(3) if mask >> i & 1)
+    assert len(lazy_mod._AT_BY_MASK) == 2
+
+
+@pytest.mark.asyncio
+async def test_calls_with_inputs_between_literals_run_hot_as_slow() -> None:
+    @cs.task
+    def loop(n, total, step):
+        if n == 0:
+            return total
+        return loop(n - 1, inc(total), 1)
+
+    hot, slow = cs.Engine(), cs.Engine(hot_plans=False)
+    for engine in (hot, slow):
+        assert await engine.run(loop(50, 0, 1)) == 50
+    assert hot.stats.hot_plan_hits > 40  # bound through the inputs' argument positions
