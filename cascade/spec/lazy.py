@@ -547,7 +547,10 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
                     check_call(task, (a, b), kwargs, 2)
                 h = hash((hash((task.key, 1, b[SHAPE])), 2))
                 return _tuple_new(LazyResult, (task, NO_KWARGS, _AT1, 1, h, 1, None, h, a, b))
-            elif ta in _ATOMIC and tb in _ATOMIC:  # ``cs.recv(topic, timeout)``: two plain literals
+            elif ((ta in _ATOMIC or ((ta is tuple or ta is list) and _flat_literal(a)))
+                  and (tb in _ATOMIC or ((tb is tuple or tb is list) and _flat_literal(b)))):
+                # ``cs.recv(topic, timeout)``, ``cs.publish(topics, payload)``: two plain literals
+                # (a flat list or tuple of them is one, as the general loop's _scan finds)
                 if 2 not in task.sig_ok:
                     check_call(task, (a, b), kwargs, 2)
                 h = hash((task.key, 2))
@@ -663,6 +666,14 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
             return _tuple_new(LazyResult, (task, kwargs, None, nd, h, 1, None, h) + args)
         return _tuple_new(LazyResult, (task, kwargs, _AT_BY_MASK.get(at) or _at(at), nd, h, 1, None, h) + args)
     return _tuple_new(LazyResult, (task, kwargs, tuple(deps), len(deps), h, mode, None, h) + args)
+
+
+def _flat_literal(items: list[Any] | tuple[Any, ...]) -> bool:
+    """Whether every item is a plain literal of an atomic type (the container is then one literal)."""
+    for item in items:
+        if type(item) not in _ATOMIC:
+            return False
+    return True
 
 
 def _regroup(task: Task, slots: tuple[Any, ...], kwargs: dict[str, Any]
