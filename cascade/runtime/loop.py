@@ -50,6 +50,7 @@ from .program import (
     A_ALL,
     A_KW1,
     A_LIT,
+    A_LIT_INJ,
     A_LIT_KW,
     A_ONE,
     A_RESOLVE,
@@ -250,6 +251,12 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                                 args = (values[aspec],)
                             elif am == A_LIT:
                                 args = o[ARGS]
+                            elif am == A_LIT_INJ:
+                                # literal arguments and run-scope resources (set up above): what
+                                # resolve_args gives, without its general walk
+                                args, kwargs = o[ARGS], dict(o[KWARGS])
+                                for i, d in aspec:  # (parameter, resource name)
+                                    kwargs[i] = ctx.values[d]
                             elif am == A_ALL:
                                 args = list(map(values.__getitem__, aspec))
                             elif am == A_LIT_KW:
@@ -265,14 +272,8 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                                 args = ((tuple if aspec[0] else list)(map(values.__getitem__, aspec[1])),)
                             elif am == A_RESOLVE and (args := resolve_compiled(aspec, o, values)) is not None:
                                 args, kwargs = args
-                            elif (st := prog.steps[k]).mode == 0 and st.injected:
-                                # literal arguments and run-scope resources (set up above): what
-                                # resolve_args gives, without its general walk
-                                args, kwargs = o[ARGS], dict(o[KWARGS])
-                                for i, d in st.injected:  # (parameter, resource name)
-                                    kwargs[i] = ctx.values[d]
                             else:
-                                args, kwargs = resolve_args(st, o, values, ctx, None)
+                                args, kwargs = resolve_args(prog.steps[k], o, values, ctx, None)
                             if not is_async:
                                 v = fn(*args, **kwargs) if kwargs else fn(*args)
                                 # a sync task that returned an awaitable: driven like an async step

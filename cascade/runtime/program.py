@@ -43,7 +43,7 @@ __all__ = ["CALL", "MAP", "ROUTER", "Program", "Step", "compile_program"]
 CALL, MAP, ROUTER = 0, 1, 2
 
 # How the sequential walker builds a call's arguments (chosen once per template):
-A_LIT, A_LIT_KW, A_ONE, A_ALL, A_SUBS, A_GENERAL, A_MAP, A_RESOLVE, A_KW1, A_SEQ1 = range(10)
+A_LIT, A_LIT_KW, A_ONE, A_ALL, A_SUBS, A_GENERAL, A_MAP, A_RESOLVE, A_KW1, A_SEQ1, A_LIT_INJ = range(11)
 # What the sequential walker does per step: the chain step ``await fn(previous)`` (or its keyword
 # and list forms, ``await fn(x=previous)``, ``await fn([previous])``, ``await fn([a, b])``), a map
 # gather, or the general case (whose spec is the step's ``fast`` entry).
@@ -400,6 +400,8 @@ def _fast_entry(st: Step, obj: Any) -> tuple[Any, ...]:
     spec: Any
     if st.mode == 0 and not st.injected:
         mode, spec = (A_LIT_KW if obj[KWARGS] else A_LIT), None
+    elif st.mode == 0:  # literal arguments and injected run-scope resources (``cs.recv``'s connector)
+        mode, spec = A_LIT_INJ, st.injected
     elif st.mode == 1 and not obj[KWARGS] and not st.injected and nargs_of(obj) == nd:
         mode, spec = (A_ONE, st.deps[0]) if nd == 1 else (A_ALL, st.deps[:nd])
     elif st.mode == 1 and not st.injected:
