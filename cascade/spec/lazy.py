@@ -1,11 +1,13 @@
 """Lazy results: immutable descriptions of calls, and the helpers that combine them.
 
-Creating a lazy result happens once per node per loop iteration, so it is kept cheap: ``__slots__``,
-no uuid, and the signature check is one cached lookup per call pattern (``check_call``). Each lazy
-result carries, computed once at creation:
+Creating a lazy result happens once per node per loop iteration, so it is kept cheap: one tuple
+holding its fields and its positional arguments (see TASK ... A0 below), no uuid, and the signature
+check is one cached lookup per call pattern (``check_call``). Each lazy result carries, computed
+once at creation:
 
 - ``_deps``: the objects it depends on, in canonical order (data inputs in argument order, keyword
-  arguments sorted by name, then the condition, ``after`` and ``sequence`` predecessors);
+  arguments sorted by name, then the condition, ``after`` and ``sequence`` predecessors); where
+  they are positional arguments the call records only their positions (``deps_of``);
 - ``_shape``: an in-process hash of its template (task, argument structure, policies and the shapes
   of its dependencies, literal values left out). The engine keys its hot-plan cache on the target's
   ``_shape`` and verifies the match node by node, so a collision costs a slow run, never a wrong one;
