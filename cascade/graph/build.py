@@ -44,14 +44,9 @@ def build_graph(target: Any) -> Graph:
             stack.pop()
             continue
         lazy = type(obj) is LazyResult
-        if lazy:
-            obj_deps = obj[DEPS]
-            if obj_deps is None:  # its positional arguments (spec.lazy)
-                obj_deps = obj[ARGS]
-            elif type(obj_deps) is _At:  # some of them
-                obj_deps = deps_of(obj)
-        else:
-            obj_deps = obj._deps
+        obj_deps = obj[DEPS] if lazy else obj._deps
+        if obj_deps is None or type(obj_deps) is _At:  # positional arguments (spec.lazy)
+            obj_deps = deps_of(obj)
         if obj_deps and oid not in opened:
             opened.add(oid)
             for dep in reversed(obj_deps):
@@ -137,14 +132,9 @@ def build_run_graph(target: Any) -> Graph:
             stack.pop()
             continue
         lazy = type(obj) is LazyResult
-        if lazy:
-            obj_deps = obj[DEPS]
-            if obj_deps is None:  # its positional arguments (spec.lazy)
-                obj_deps = obj[ARGS]
-            elif type(obj_deps) is _At:  # some of them
-                obj_deps = deps_of(obj)
-        else:
-            obj_deps = obj._deps
+        obj_deps = obj[DEPS] if lazy else obj._deps
+        if obj_deps is None or type(obj_deps) is _At:  # positional arguments (spec.lazy)
+            obj_deps = deps_of(obj)
         if obj_deps and seen is None:
             index_of[oid] = -1
             for dep in reversed(obj_deps):
