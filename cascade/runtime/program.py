@@ -178,9 +178,10 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     steps: list[Step] = []
     has_routers = False
     pure_tasks: list[Any] = []
-    # (position, argument positions or None for all) of the calls whose dependencies are positional
-    # arguments: the hot binder reads those from the call itself (``Program.extract``)
-    direct: list[tuple[int, Any]] = []
+    # per position, where the hot binder reads a call's inputs (``Program.extract``): False through
+    # its DEPS; for a call whose dependencies are positional arguments, from the call itself at
+    # those argument positions (None: all of them)
+    at_of: list[Any] = [False] * n
     position = pos_of.__getitem__
     for p, node in enumerate(nodes):
         obj = node.obj
@@ -222,9 +223,9 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
             if mode == 1:
                 at = obj[DEPS]
                 if at is None:  # every positional argument is a lazy result, and only they
-                    direct.append((p, None))  # subs: () (see Step.subs)
+                    at_of[p] = None  # subs: () (see Step.subs)
                 elif type(at) is _At:  # these positional arguments are
-                    direct.append((p, at))
+                    at_of[p] = at
                     subs = tuple(zip(at, deps))
                 else:  # with a policy: the dependencies are listed, the policy's after them
                     lazy_positions = [i for i, a in enumerate(obj[ARGS]) if type(a) is LazyResult]
@@ -292,7 +293,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         waiting0.append(len(st.inputs))
         if not st.inputs and needed[p]:
             ready0.append(p)
-    extract, shared = _extraction(steps, n, direct)
+    extract, shared = _extraction(steps, n, at_of)
     bind_by_graph = len(pure_tasks) != len(set(map(id, pure_tasks))) or graph.pure_merges > 0
     shapes = tuple([nd.obj._shape for nd in nodes])
     return Program(
@@ -524,20 +525,17 @@ def _descendant_counts(steps: list[Step], n: int) -> list[int]:
     return counts
 
 
-def _extraction(steps: list[Step], n: int, direct: list[tuple[int, Any]]) -> tuple[Any, Any]:
+def _extraction(steps: list[Step], n: int, at_of: list[Any]) -> tuple[Any, Any]:
     """How the hot binder reaches every node's lazy object from the target, and which extra edges
     it must check by identity so that sharing in the new iteration matches the template.
 
-    ``steps``: the steps in plan order (``deps``: the positions of each ``obj._deps``); ``direct``:
-    the calls whose dependencies are positional arguments, with the argument positions (``None``:
-    all), read from the call itself (``Program.extract``)."""
+    ``steps``: the steps in plan order (``deps``: the positions of each ``obj._deps``); ``at_of``:
+    per position, the argument positions of a call whose dependencies are positional arguments
+    (``None``: all), read from the call itself, or False (``Program.extract``)."""
     if n == 1:
         return (), ()
     parent = [-1] * n
     where = [0] * n
-    at_of: list[Any] = [False] * n  # False: read through DEPS
-    for p, at in direct:
-        at_of[p] = at
     shared: list[tuple[int, int, int]] = []
     for p in range(n - 1, -1, -1):
         at = at_of[p]
