@@ -195,7 +195,7 @@ def _elements(task: Task, columns: dict[str, list[Any]], n: int) -> tuple[LazyRe
                 folded = task.positional[:nargs_of(plain)]
                 out.append(plain)
             elif folded == names:  # every keyword, in parameter order: the row is the arguments
-                out.append(_tuple_new(LazyResult, (task, NO_KWARGS, (), 0, shape, 0, None, shape, *row)))
+                out.append(_tuple_new(LazyResult, (task, NO_KWARGS, (), 0, shape, 0, None, shape) + row))
             else:
                 kwargs = dict(zip(names, row))
                 args = [kwargs.pop(p) for p in folded]
