@@ -269,6 +269,57 @@ def test_catches_a_state_backend_not_namespaced_by_run(monkeypatch: pytest.Monke
         server.stop()
 
 
+def test_catches_a_written_out_walk_keeping_the_literals_it_was_written_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Writing a program's walk out as source, the literal arguments of a call are folded into it as
+    # constants (those of the iteration seen when it was written) instead of read from each
+    # iteration's lazy result.
+    import cascade.runtime.straight as straight_mod
+    from cascade.runtime.program import A_LIT
+    from cascade.spec.lazy import A0
+
+    original = straight_mod._call
+
+    def call(k: int, f: str, fast: Any, obj: Any, env: dict[str, Any]) -> Any:
+        expr = original(k, f, fast, obj, env)
+        if expr is not None and fast[3] == A_LIT:
+            env[f"_seen{k}"] = obj[A0:]
+            return f"{f}(*_seen{k})"
+        return expr
+
+    monkeypatch.setattr(straight_mod, "_call", call)
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
+
+
+def test_catches_a_written_out_walk_that_checks_the_gates_only_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The written-out walk checks for a pause or limit before its first step only, as if none
+    # could be set while an iteration runs (from outside, between two of its steps).
+    import cascade.runtime.straight as straight_mod
+
+    from .test_governance_outside import EXAMPLES as OUTSIDE_EXAMPLES
+    from .test_governance_outside import check_governance as check_outside
+    from .test_governance_outside import schedules
+
+    original = straight_mod._step
+
+    def step(k: int, *args: Any) -> Any:
+        lines = original(k, *args)
+        if lines is not None and k > 0:
+            lines = [line for i, line in enumerate(lines) if i not in (1, 2)]  # "if cm.gating: ..."
+        return lines
+
+    monkeypatch.setattr(straight_mod, "_step", step)
+    expect_counterexample(check_outside, schedules(), OUTSIDE_EXAMPLES)
+
+
+def test_catches_a_written_out_walk_handing_over_without_the_values_so_far(monkeypatch: pytest.MonkeyPatch) -> None:
+    # When a call suspends, the written-out walk hands the iteration to the scheduler without
+    # writing the finished steps' values where the scheduler reads them (it then reads lazy results).
+    import cascade.runtime.straight as straight_mod
+
+    monkeypatch.setattr(straight_mod, "_store", lambda k: "")
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
+
+
 # -- issue 9: one injected bug (at least) per family the suite must catch --------------------------
 # governance on the hot path (properties/test_governance.py, test_machine.py)
 

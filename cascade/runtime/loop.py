@@ -63,6 +63,7 @@ from .program import (
     OP_MAP,
     Program,
 )
+from .straight import straight_walk
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -148,6 +149,8 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                 full = False
                 if watch is not None:
                     watch.streak = 0
+                if prog.straight is None:  # its first hit: it runs again, so write its walk out
+                    prog.straight = objs is not None and straight_walk(prog, objs) or False
             else:
                 if hot:
                     stats.hot_plan_misses += 1
@@ -206,6 +209,14 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                 if bus is not None:
                     bus.publish(TaskExecutionFinished(ctx.run_id, name, 0, iteration))
                 reason = None
+            elif (walk_fn := prog.straight) and not setup and not event_bus.active:
+                # -- the program's own walk, written out (see straight.py) ---------------------------
+                value, handover = await walk_fn(objs, ctx, cm, iteration)
+                if handover is None:
+                    reason = None
+                    spare = objs  # no one else holds it now
+                else:
+                    value, reason = await handover.run()
             else:
                 # -- the sequential walker -----------------------------------------------------------
                 assert objs is not None

@@ -9,7 +9,7 @@ same program with every check switched on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import ResourceError
@@ -124,6 +124,9 @@ class Program:
     # iteration calls the task its step was compiled for, so tasks whose shapes collide (a shared
     # fingerprint) never run each other's functions.
     tasks: tuple[Any, ...] = ()
+    # The walk written out as a function (runtime/straight.py), made on the program's first hit:
+    # None until then, False when the program has a step only the walker runs.
+    straight: Any = field(default=None, compare=False, hash=False)
 
     @property
     def size(self) -> int:

@@ -1,0 +1,156 @@
+"""The written-out walk of a hot program (cascade/runtime/straight.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import cascade as cs
+from cascade.runtime.straight import MAX_STEPS
+
+
+@cs.task
+async def add(x: int, y: int) -> int:
+    return x + y
+
+
+@cs.task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@cs.task
+async def scaled(x: int, *, factor: int = 1) -> int:
+    return x * factor
+
+
+@cs.task
+async def nap(x: int) -> int:
+    await asyncio.sleep(0)
+    return x
+
+
+@cs.task
+def shape_loop(n: int, acc: int) -> Any:
+    """Every argument mode the written-out walk writes: literals, literal keywords, some inputs
+    among literals, a list of inputs, a map, an input by keyword, and a call that suspends."""
+    if n == 0:
+        return acc
+    a = add(n, 10)  # literals
+    b = scaled(a, factor=3)  # an input and a literal keyword
+    c = add(acc, b)  # every argument an input
+    d = total([a, b, c])  # a list of inputs
+    e = total(add.map(x=[1, 2], y=[n, n]))  # a map of literal calls
+    f = nap(x=e)  # an input by keyword, suspending
+    return shape_loop(n - 1, add(c, add(d, f)))
+
+
+def _expected(n: int, acc: int) -> int:
+    while n:
+        a = n + 10
+        b = 3 * a
+        c = acc + b
+        d = a + b + c
+        e = 3 + 2 * n
+        acc = c + d + e
+        n -= 1
+    return acc
+
+
+def _programs(engine: cs.Engine) -> list[Any]:
+    return [p for bucket in engine._plans.values() for p in bucket]
+
+
+@pytest.mark.asyncio
+async def test_a_loop_runs_its_written_out_walk_and_gets_the_walkers_value() -> None:
+    engine = cs.Engine()
+    assert await engine.run(shape_loop(6, 1)) == _expected(6, 1)
+    walks = [p.straight for p in _programs(engine) if p.size > 1]
+    assert walks and all(callable(w) for w in walks), walks
+    # the same again, written-out walks from the first iteration on
+    assert await engine.run(shape_loop(5, 2)) == _expected(5, 2)
+
+
+@pytest.mark.asyncio
+async def test_with_a_subscriber_the_walker_runs_and_gives_the_same() -> None:
+    engine = cs.Engine()
+    events: list[Any] = []
+    engine.bus.subscribe(cs.TaskExecutionFinished, events.append)
+    assert await engine.run(shape_loop(6, 1)) == _expected(6, 1)
+    assert len(events) == 6 * 11 + 1  # every call of every iteration, and the last iteration's
+
+
+@pytest.mark.asyncio
+async def test_a_program_run_once_is_not_written_out() -> None:
+    engine = cs.Engine()
+    assert await engine.run(add(add(1, 2), 3)) == 6
+    (prog,) = _programs(engine)
+    assert prog.straight is None  # made on a program's first hit only
+
+
+@pytest.mark.asyncio
+async def test_a_program_longer_than_the_limit_keeps_the_walker() -> None:
+    @cs.task
+    def long_loop(n: int, x: Any) -> Any:
+        if n == 0:
+            return x
+        for _ in range(MAX_STEPS):
+            x = add(x, 1)
+        return long_loop(n - 1, x)
+
+    engine = cs.Engine()
+    assert await engine.run(long_loop(3, 0)) == 3 * MAX_STEPS
+    assert [p.straight for p in _programs(engine) if p.size > MAX_STEPS] == [False]
+
+
+@pytest.mark.asyncio
+async def test_a_failure_in_a_written_out_walk_names_its_task() -> None:
+    @cs.task
+    def boom(n: int) -> int:
+        if n == 2:
+            raise ValueError("no two")
+        return n
+
+    @cs.task
+    def count(n: int, x: Any) -> Any:
+        return x if n == 0 else count(n - 1, add(boom(n), 1))
+
+    engine = cs.Engine()
+    with pytest.raises(ValueError, match="no two") as info:
+        await engine.run(count(5, 0))
+    assert "cascade: task 'boom' failed" in info.value.__notes__
+    assert [callable(p.straight) for p in _programs(engine) if p.size > 1] == [True]  # it failed in the written-out walk
+
+
+@pytest.mark.asyncio
+async def test_a_pause_set_while_a_call_is_suspended_holds_back_the_next_call() -> None:
+    started: list[str] = []
+
+    @cs.task
+    async def first(n: int) -> int:
+        started.append("first")
+        await asyncio.sleep(0)
+        return n
+
+    @cs.task
+    async def second(n: int) -> int:
+        started.append("second")
+        return n
+
+    @cs.task
+    def loop(n: int, x: Any) -> Any:
+        return x if n == 0 else loop(n - 1, second(first(n)))
+
+    engine = cs.Engine()
+    run = asyncio.ensure_future(engine.run(loop(3, 0)))
+    while started.count("first") < 2:  # the second iteration's first call: a written-out walk
+        await asyncio.sleep(0)
+    engine.pause("second")  # while ``first`` is suspended
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert started == ["first", "second", "first"]
+    engine.resume("second")
+    assert await run == 1
+    assert [callable(p.straight) for p in _programs(engine) if p.size > 1] == [True]
