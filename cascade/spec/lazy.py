@@ -559,6 +559,28 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
                 return _tuple_new(LazyResult, (task, NO_KWARGS, (), 0, h, 0, None, h, a, b))
         args = (_s0, _s1)
     nargs = len(args)
+    if not kwargs:
+        # Positional arguments only, each a lazy result or a plain literal (``firefly(me, t0, None,
+        # recv(...))``): the general loop's shape, mode and dependencies, without its other cases.
+        if nargs not in task.sig_ok:
+            check_call(task, args, kwargs, nargs)
+        h = task.key
+        at = i = 0
+        for a in args:
+            t = type(a)
+            if t is LazyResult:
+                at |= 1 << i
+                h = hash((h, i, a[SHAPE]))
+            elif t not in _ATOMIC and t not in _PLAIN_OBJECTS:
+                break
+            i += 1
+        else:
+            h = hash((h, nargs))
+            if not at:
+                return _tuple_new(LazyResult, (task, NO_KWARGS, (), 0, h, 0, None, h) + args)
+            nd = at.bit_count()
+            return _tuple_new(LazyResult, (task, NO_KWARGS, None if nd == nargs else _AT_BY_MASK.get(at) or _at(at),
+                                           nd, h, 1, None, h) + args)
     if kwargs:
         # Keywords for parameters after the slots, right after the positional arguments.
         pos = task.positional

@@ -69,6 +69,24 @@ def test_the_same_pattern_shares_its_argument_positions() -> None:
     assert four(a, 1, 2, 3)[lazy_mod.DEPS] == (0,)
 
 
+def test_a_plain_object_argument_gives_one_template_before_and_after_its_type_is_known() -> None:
+    # The first call with an instance of a new class scans it (the general loop) and learns that
+    # its type is plain; later calls take the positional fast path. Both make the same template.
+    class Agent:
+        pass
+
+    me, a = Agent(), inc(1)
+    assert type(me) not in lazy_mod._PLAIN_OBJECTS
+    first = four(me, 0.5, None, a)
+    assert type(me) in lazy_mod._PLAIN_OBJECTS
+    again = four(me, 0.7, None, inc(2))
+    assert first._shape == again._shape
+    assert first[: lazy_mod.A0] == (four, lazy_mod.NO_KWARGS, (3,), 1, first._shape, 1, None, first._shape)
+    assert again[: lazy_mod.A0] == (four, lazy_mod.NO_KWARGS, (3,), 1, again._shape, 1, None, again._shape)
+    assert four(a, a, a, a)[lazy_mod.DEPS] is None  # the inputs are all the positional arguments
+    assert four(me, 0.5, a, a)._deps == (a, a)
+
+
 def test_argument_position_patterns_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lazy_mod, "_AT_BY_MASK", {})
     monkeypatch.setattr(lazy_mod, "_AT_PATTERNS", 2)
