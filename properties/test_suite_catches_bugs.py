@@ -320,6 +320,22 @@ def test_catches_a_written_out_walk_handing_over_without_the_values_so_far(monke
     expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
 
 
+def test_catches_a_written_out_binder_that_leaves_a_slot_of_the_last_iteration(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The written-out binder fills the list it reuses from the second slot on: the first step keeps
+    # the lazy result of the iteration before (``bind``'s own bug of that kind is tested above).
+    import cascade.runtime.straight as straight_mod
+
+    original_compile = compile
+
+    def compile_(source: str, filename: str, mode: str) -> Any:
+        if filename.startswith("<cascade binder"):
+            source = source.replace("        into[0] = o0\n", "")
+        return original_compile(source, filename, mode)
+
+    monkeypatch.setattr(straight_mod, "compile", compile_, raising=False)
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
+
+
 # -- issue 9: one injected bug (at least) per family the suite must catch --------------------------
 # governance on the hot path (properties/test_governance.py, test_machine.py)
 

@@ -214,7 +214,9 @@ class Engine:
                 if type(target) is LazyResult and target.task is prog.steps[0].task:
                     return prog, None
                 continue
-            objs = bind(prog, target) if not prog.bind_by_graph else self._bind_by_graph(prog, target)
+            binder = prog.binder
+            objs = (binder(target, None) if binder else bind(prog, target) if not prog.bind_by_graph
+                    else self._bind_by_graph(prog, target))
             if objs is not None:
                 return prog, objs
         return None, None

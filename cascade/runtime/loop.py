@@ -63,7 +63,7 @@ from .program import (
     OP_MAP,
     Program,
 )
-from .straight import straight_walk
+from .straight import straight_bind, straight_walk
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -138,7 +138,9 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                         if type(current) is not LazyResult or current[TASK] is not prog.steps[0].task:
                             prog = None  # a shape-hash collision
                     else:
-                        objs = (bind(prog, current, spare) if not prog.bind_by_graph
+                        binder = prog.binder
+                        objs = (binder(current, spare) if binder
+                                else bind(prog, current, spare) if not prog.bind_by_graph
                                 else engine._bind_by_graph(prog, current))
                         if objs is None:
                             prog = None
@@ -149,8 +151,9 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                 full = False
                 if watch is not None:
                     watch.streak = 0
-                if prog.straight is None:  # its first hit: it runs again, so write its walk out
+                if prog.straight is None:  # its first hit: it runs again, so write it out
                     prog.straight = objs is not None and straight_walk(prog, objs) or False
+                    prog.binder = straight_bind(prog) or False
             else:
                 if hot:
                     stats.hot_plan_misses += 1

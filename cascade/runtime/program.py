@@ -127,6 +127,8 @@ class Program:
     # The walk written out as a function (runtime/straight.py), made on the program's first hit:
     # None until then, False when the program has a step only the walker runs.
     straight: Any = field(default=None, compare=False, hash=False)
+    # ``bind`` for this program written out (runtime/straight.py), made at the same time; False: none.
+    binder: Any = field(default=None, compare=False, hash=False)
 
     @property
     def size(self) -> int:

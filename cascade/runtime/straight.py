@@ -1,4 +1,4 @@
-"""A hot program's sequential walk as straight-line Python: one function per program.
+"""A hot program's sequential walk and its binder as straight-line Python, one function each.
 
 The walker in :mod:`cascade.runtime.loop` interprets a program step by step: per step it unpacks
 the step's entry, dispatches on its operation and argument mode, and stores its value in a list.
@@ -25,13 +25,17 @@ functions, from the values list brought up to date first. It is generated on a p
 hit (a program compiled for a one-shot graph never pays for it). The property suite compares hot
 runs (which take this path) with slow runs and the model; docs/harness.md lists the injected bugs
 it catches here.
+
+The binder (:func:`straight_bind`) is :func:`~cascade.runtime.binding.bind` written out the same
+way for a program of calls only: each node read from its parent at its compiled place and checked
+in turn, with no loop over extraction entries.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..spec.lazy import A0, KWARGS, LazyResult, MappedLazyResult, nargs_of
+from ..spec.lazy import A0, DEPS, KWARGS, SHAPE, TASK, LazyResult, MappedLazyResult, deps_of, nargs_of
 from .executor import (
     NOT_AWAITABLE,
     Scheduler,
@@ -62,7 +66,7 @@ from .program import (
     Program,
 )
 
-__all__ = ["MAX_STEPS", "straight_walk"]
+__all__ = ["MAX_STEPS", "straight_bind", "straight_walk"]
 
 MAX_STEPS = 64  # longer programs keep the walker (source and compile time grow with the steps)
 
@@ -247,3 +251,49 @@ def _call(k: int, f: str, fast: tuple[Any, ...], obj: Any, env: dict[str, Any]) 
         for param, name in aspec:
             args.append(f"{param}=ctx.values[{name!r}]")
     return f"{f}({', '.join(args)})"
+
+
+def straight_bind(prog: Program) -> Callable[[Any, list[Any] | None], list[Any] | None] | None:
+    """:func:`~cascade.runtime.binding.bind` for ``prog`` written out: ``binder(target, into)``
+    gives what ``bind(prog, target, into)`` gives, or ``None`` for a program it does not write out
+    (maps or routers in it, nodes without an extraction path, pure merges, too many steps).
+
+    Each node is read from its parent at its compiled place and checked for its shape and task,
+    the shared edges by identity and twin nodes for distinctness, as ``bind`` does.
+    """
+    n = len(prog.steps)
+    if (n < 2 or n > MAX_STEPS or not prog.calls_only or prog.bind_by_graph
+            or len(prog.extract) != n - 1):
+        return None
+    env: dict[str, Any] = {"_deps_of": deps_of}
+    last = n - 1
+    src = [
+        "def binder(target, into):",
+        f"    o{last} = target",
+        "    try:",
+        f"        if target[{TASK}] is not _t{last}:",
+        "            return None",
+    ]
+    env[f"_t{last}"] = prog.tasks[last]
+    for p, parent, i in prog.extract:
+        env[f"_t{p}"] = prog.tasks[p]
+        read = f"o{parent}[{i}]" if i > 0 else f"o{parent}[{DEPS}][{~i}]"
+        src += [
+            f"        o{p} = {read}",
+            f"        if o{p}[{SHAPE}] != {prog.shapes[p]!r} or o{p}[{TASK}] is not _t{p}:",
+            "            return None",
+        ]
+    src += ["    except (IndexError, AttributeError, TypeError):  # only on a hash collision between shapes",
+            "        return None"]
+    for c, slot, p in prog.shared:
+        src += [f"    if _deps_of(o{c})[{slot}] is not o{p}:", "        return None"]
+    for group in prog.twins:
+        ids = ", ".join(f"id(o{p})" for p in group)
+        src += [f"    if len({{{ids}}}) != {len(group)}:", "        return None"]
+    src += [f"    if into is not None and len(into) == {n}:"]
+    src += [f"        into[{p}] = o{p}" for p in range(n)]
+    src += ["        return into", f"    return [{', '.join(f'o{p}' for p in range(n))}]"]
+    code = compile("\n".join(src) + "\n", f"<cascade binder of {prog.steps[-1].name}>", "exec")
+    exec(code, env)
+    binder: Callable[[Any, list[Any] | None], list[Any] | None] = env["binder"]
+    return binder

@@ -154,3 +154,36 @@ async def test_a_pause_set_while_a_call_is_suspended_holds_back_the_next_call() 
     engine.resume("second")
     assert await run == 1
     assert [callable(p.straight) for p in _programs(engine) if p.size > 1] == [True]
+
+
+@cs.task
+def pair_loop(n: int, x: Any) -> Any:
+    if n == 0:
+        return x
+    a = add(x, 1)
+    return pair_loop(n - 1, add(a, add(a, n)))  # ``a`` is shared: an edge checked by identity
+
+
+@pytest.mark.asyncio
+async def test_the_written_out_binder_gives_what_bind_gives() -> None:
+    from cascade.runtime.binding import bind
+
+    engine = cs.Engine()
+    x = 0
+    for n in range(4, 0, -1):  # a = x + 1; the next x = a + (a + n)
+        x = 2 * (x + 1) + n
+    assert await engine.run(pair_loop(4, 0)) == x == 79
+    (prog,) = [p for p in _programs(engine) if p.size > 1]
+    assert callable(prog.binder)
+    a = add(7, 1)
+    target = pair_loop(2, add(a, add(a, 3)))
+    objs = bind(prog, target)
+    assert objs is not None and len(objs) == 4 and objs[-1] is target
+    assert prog.binder(target, None) == objs
+    into = [None] * 4
+    assert prog.binder(target, into) is into and into == objs
+    # the same shapes, but the two reads of ``a`` are two objects now: another graph
+    unshared = pair_loop(2, add(add(7, 1), add(add(7, 1), 3)))
+    assert bind(prog, unshared) is None and prog.binder(unshared, None) is None
+    # another task at the top
+    assert prog.binder(add(add(7, 1), add(add(7, 1), 3)), None) is None
