@@ -311,12 +311,12 @@ def test_catches_a_written_out_walk_that_checks_the_gates_only_once(monkeypatch:
     expect_counterexample(check_outside, schedules(), OUTSIDE_EXAMPLES)
 
 
-def test_catches_a_written_out_walk_handing_over_without_the_values_so_far(monkeypatch: pytest.MonkeyPatch) -> None:
-    # When a call suspends, the written-out walk hands the iteration to the scheduler without
-    # writing the finished steps' values where the scheduler reads them (it then reads lazy results).
+def test_catches_a_written_out_walk_keeping_its_values_in_locals_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The written-out walk passes each value on from a local and never stores it where the walker
+    # does: a scheduler taking the iteration over then reads lazy results as values.
     import cascade.runtime.straight as straight_mod
 
-    monkeypatch.setattr(straight_mod, "_store", lambda k: "")
+    monkeypatch.setattr(straight_mod, "_keep", lambda k: "pass")
     expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
 
 

@@ -333,6 +333,9 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                     if bus is not None:
                         bus.publish(TaskExecutionFinished(ctx.run_id, name, k, iteration))
                     values[k] = v
+                # the last step's locals would keep this iteration's calls alive while later
+                # iterations run another path (a written-out walk)
+                o = v = args = kwargs = None
                 if handover is None:
                     value, reason = values[n - 1], None
                     spare = values  # no one else holds it now

@@ -20,8 +20,9 @@ What the generated walk does is exactly what the walker does, in the same order,
 
 It is used for simple programs (no flow, no governed step) of at most :data:`MAX_STEPS` steps,
 run without events (an active bus) and once their run-scope resources are set up; everything else
-keeps the walker. Arguments the walker resolves in general are resolved here by the same
-functions, from the values list brought up to date first. It is generated on a program's first
+keeps the walker. Each value is stored where its lazy result was, as the walker does (a
+scheduler taking over reads them there, and a finished iteration keeps no lazy result alive);
+arguments the walker resolves in general are resolved by the same functions from that list. It is generated on a program's first
 hit (a program compiled for a one-shot graph never pays for it). The property suite compares hot
 runs (which take this path) with slow runs and the model; docs/harness.md lists the injected bugs
 it catches here.
@@ -100,6 +101,7 @@ def straight_walk(prog: Program, objs: list[Any]) -> Callable[..., Any] | None:
         if lines is None:
             return None
         body += lines
+        body.append(_keep(k))
     src = ["async def walk(values, ctx, cm, iteration):", "    k = 0", "    try:"]
     src += ["        " + line for line in body]
     src += [
@@ -114,20 +116,18 @@ def straight_walk(prog: Program, objs: list[Any]) -> Callable[..., Any] | None:
     return walk
 
 
-def _store(k: int) -> str:
-    """Write the values of steps ``0 .. k-1`` into ``values`` (what the scheduler reads)."""
-    if k == 0:
-        return ""
-    return f"values[:{k}] = ({', '.join(f'v{i}' for i in range(k))},); "
+def _keep(k: int) -> str:
+    """Step ``k``'s value where its lazy result was, as the walker stores it: what a scheduler
+    taking over reads, and what a finished iteration's list holds (no lazy result of it kept)."""
+    return f"values[{k}] = v{k}"
 
 
 def _handover(k: int, suspended: bool) -> str:
     """Return the scheduler that finishes the iteration from step ``k`` (its call suspended on
     ``pending``, or not started: a gate is set)."""
     if suspended:
-        return (f"{_store(k)}return None, _Scheduler(_prog, values, ctx, False, iteration, values, {k}, "
-                "(coro, pending))")
-    return f"{_store(k)}return None, _Scheduler(_prog, values, ctx, False, iteration, values, {k})"
+        return f"return None, _Scheduler(_prog, values, ctx, False, iteration, values, {k}, (coro, pending))"
+    return f"return None, _Scheduler(_prog, values, ctx, False, iteration, values, {k})"
 
 
 def _step(k: int, n: int, entry: tuple[Any, ...], st: Any, fast: tuple[Any, ...], obj: Any,
@@ -228,11 +228,11 @@ def _call(k: int, f: str, fast: tuple[Any, ...], obj: Any, env: dict[str, Any]) 
         env[f"_kw{k}"] = aspec[0]
         return f"{f}(**{{_kw{k}: v{aspec[1]}}})"
     if am == A_RESOLVE or am == A_GENERAL:
-        # resolved as the walker does, from the values list: bring it up to date first
+        # resolved as the walker does, from the values list
         env["_resolve_compiled"] = resolve_compiled
         env["_resolve_args"] = resolve_args
         env[f"_spec{k}"] = aspec
-        pre = f"{_store(k)}r = "
+        pre = "r = "
         if am == A_RESOLVE:
             pre += f"_resolve_compiled(_spec{k}, values[{k}], values) or "
         pre += f"_resolve_args(_steps[{k}], values[{k}], values, ctx, None)"

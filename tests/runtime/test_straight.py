@@ -187,3 +187,37 @@ async def test_the_written_out_binder_gives_what_bind_gives() -> None:
     assert bind(prog, unshared) is None and prog.binder(unshared, None) is None
     # another task at the top
     assert prog.binder(add(add(7, 1), add(add(7, 1), 3)), None) is None
+
+
+@pytest.mark.asyncio
+async def test_a_waiting_iteration_keeps_no_lazy_result_of_the_iteration_before() -> None:
+    # A loop alternating between a three-step and a two-step template (an agent that listens, then
+    # flashes): the list a finished iteration leaves behind holds its values, not its calls.
+    from cascade.spec.lazy import LazyResult
+
+    gate = asyncio.Event()
+
+    @cs.task
+    async def hold(x: int) -> int:
+        if x >= 4:
+            await gate.wait()
+        return x
+
+    @cs.task
+    def alternate(n: int, x: Any) -> Any:
+        if n == 0:
+            return x
+        return alternate(n - 1, add(hold(x), 1) if n % 2 else add(x, 1))
+
+    engine = cs.Engine()
+    run = asyncio.ensure_future(engine.run(alternate(6, 0)))
+    while not any(callable(p.straight) for p in _programs(engine) if p.size == 3) or engine.stats.tail_calls < 5:
+        await asyncio.sleep(0)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    frame = run.get_coro().cr_frame  # drive, waiting in the last iteration's hold(5)
+    spare, current = frame.f_locals["spare"], frame.f_locals["current"]
+    assert spare is not None
+    assert [o for o in spare if type(o) is LazyResult and o is not current] == []
+    gate.set()
+    assert await run == 6
