@@ -214,12 +214,24 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                 reason = None
             elif (walk_fn := prog.straight) and not setup and not event_bus.active:
                 # -- the program's own walk, written out (see straight.py) ---------------------------
-                value, handover = await walk_fn(objs, ctx, cm, iteration)
-                if handover is None:
+                if type(walk_fn) is tuple:  # plain functions: a step's wait happens here
+                    value, k, coro = walk_fn[0](objs, ctx, cm, iteration)
+                else:
+                    value, k, coro = await walk_fn(objs, ctx, cm, iteration)
+                while k >= 0:  # step k waits for ``coro``: here, so the walk keeps no frame
+                    try:
+                        v = await coro
+                    except BaseException as exc:
+                        cancel_pending(coro)  # a sync task's future (a no-op for a coroutine)
+                        note_failure(exc, prog.steps, k)
+                        raise
+                    value, k, coro = walk_fn[1][k](objs, ctx, cm, iteration, v)
+                if k == -1:
                     reason = None
                     spare = objs  # no one else holds it now
                 else:
-                    value, reason = await handover.run()
+                    value, reason = await coro.run()  # handed over to the scheduler
+                coro = v = None
             else:
                 # -- the sequential walker -----------------------------------------------------------
                 assert objs is not None

@@ -34,6 +34,7 @@ in turn, with no loop over extraction entries.
 
 from __future__ import annotations
 
+from keyword import iskeyword
 from typing import Any, Callable
 
 from ..spec.lazy import A0, DEPS, KWARGS, SHAPE, TASK, LazyResult, MappedLazyResult, deps_of, nargs_of
@@ -59,6 +60,7 @@ from .program import (
     A_RESOLVE,
     A_SEQ1,
     A_SUBS,
+    CALL,
     OP_AWAIT_KW1,
     OP_AWAIT_LIST1,
     OP_AWAIT_ONE,
@@ -74,142 +76,161 @@ MAX_STEPS = 64  # longer programs keep the walker (source and compile time grow 
 _LAZY_TYPES = frozenset({LazyResult, MappedLazyResult})
 
 
-def straight_walk(prog: Program, objs: list[Any]) -> Callable[..., Any] | None:
+def straight_walk(prog: Program, objs: list[Any]) -> Any:
     """The generated walk of ``prog``, or ``None`` when it has a step only the walker runs.
 
     ``objs``: an iteration bound to ``prog`` (``bind``'s list): how many positional arguments each
     call has and whether it has keyword arguments is part of its template (``_shape``), so these
-    are read from them once.
+    are read from them once. ``values`` below is the bound objects in plan order (as ``bind``
+    returns them), each replaced by its step's value as the walk goes.
 
-    The walk is ``async def walk(values, ctx, cm, iteration)``: ``values`` is the bound objects in
-    plan order (as ``bind`` returns them); it returns ``(value, None)``, or ``(None, scheduler)``
-    when the iteration was handed over (the caller awaits ``scheduler.run()``). At a handover,
-    ``values`` holds the finished steps' values, as the walker leaves it.
+    Two forms, by what the program calls:
+
+    - with an async task in it: ``async def walk(values, ctx, cm, iteration)``, which awaits each
+      call in place (one coroutine per iteration, what a chain of awaits costs least);
+    - sync tasks only (an agent's ``cs.recv``, ``cs.publish`` and its own step): plain functions,
+      ``(start, finish)``, so that a waiting iteration keeps no frame or coroutine of its own.
+      ``start(values, ctx, cm, iteration)`` runs until a step waits; ``finish[k](values, ctx, cm,
+      iteration, v)`` takes step ``k``'s value ``v`` and goes on.
+
+    Each returns (the coroutine: with its value) ``(value, -1, None)`` when the iteration is done,
+    ``(None, k, awaitable)`` when step ``k`` waits (plain form only: the caller awaits
+    ``awaitable`` and calls ``finish[k]`` with the result; when the await raises, the caller
+    cancels a pending future and names step ``k``, as the walker does), or ``(None, -2,
+    scheduler)`` when the iteration was handed over (the caller awaits ``scheduler.run()``).
     """
     n = len(prog.steps)
     if n < 2 or n > MAX_STEPS or prog.single or not prog.simple:
         return None
     env: dict[str, Any] = {
         "_prog": prog, "_steps": prog.steps, "_Scheduler": Scheduler, "_advance": advance,
-        "_awaited": awaited, "_cancel_pending": cancel_pending, "_note_failure": note_failure,
+        "_awaited": awaited, "_note_failure": note_failure, "_cancel_pending": cancel_pending,
         "_returned_awaitable": returned_awaitable, "_NOT_AWAITABLE": NOT_AWAITABLE,
         "_LAZY": _LAZY_TYPES,
     }
-    body: list[str] = []
+    plain = not any(st.is_async for st in prog.steps if st.kind == CALL)
+    parts = []
     for k, (entry, st, fast) in enumerate(zip(prog.walk, prog.steps, prog.fast)):
-        lines = _step(k, n, entry, st, fast, objs[k], env)
-        if lines is None:
+        step = _step(k, entry, st, fast, objs[k], env, plain)
+        if step is None:
             return None
-        body += lines
-        body.append(_keep(k))
-    src = ["async def walk(values, ctx, cm, iteration):", "    k = 0", "    try:"]
-    src += ["        " + line for line in body]
-    src += [
-        "    except BaseException as exc:",
-        "        _note_failure(exc, _steps, k)",
-        "        raise",
-        f"    return v{n - 1}, None",
-    ]
-    code = compile("\n".join(src) + "\n", f"<cascade walk of {prog.steps[-1].name}>", "exec")
-    exec(code, env)
-    walk: Callable[..., Any] = env["walk"]
-    return walk
+        parts.append(step)
+    name = f"<cascade walk of {prog.steps[-1].name}>"
+    if not plain:
+        body = [line for k, (start, finish) in enumerate(parts) for line in start + finish + [_keep(k)]]
+        src = _function("async def walk(values, ctx, cm, iteration)", body, "return v, -1, None")
+        return _define(src, name, env)["walk"]
+    src = _function("def _start(values, ctx, cm, iteration)", parts[0][0],
+                    "return _finish0(values, ctx, cm, iteration, v)")
+    for k in range(n):
+        body = parts[k][1] + [_keep(k)]
+        if k + 1 < n:
+            src += _function(f"def _finish{k}(values, ctx, cm, iteration, v)", body + parts[k + 1][0],
+                             f"return _finish{k + 1}(values, ctx, cm, iteration, v)")
+        else:
+            src += _function(f"def _finish{k}(values, ctx, cm, iteration, v)", body, "return v, -1, None")
+    env = _define(src, name, env)
+    return env["_start"], tuple(env[f"_finish{k}"] for k in range(n))
+
+
+def _define(src: list[str], name: str, env: dict[str, Any]) -> dict[str, Any]:
+    exec(compile("\n".join(src) + "\n", name, "exec"), env)
+    return env
+
+
+def _function(signature: str, body: list[str], then: str) -> list[str]:
+    """A function of the walk: ``body`` with failures named (the step is ``at``), then ``then``."""
+    return [f"{signature}:", "    at = 0", "    try:", *("        " + line for line in body),
+            "    except BaseException as exc:", "        _note_failure(exc, _steps, at)", "        raise",
+            f"    {then}"]
 
 
 def _keep(k: int) -> str:
-    """Step ``k``'s value where its lazy result was, as the walker stores it: what a scheduler
-    taking over reads, and what a finished iteration's list holds (no lazy result of it kept)."""
-    return f"values[{k}] = v{k}"
+    """Step ``k``'s value where its lazy result was, as the walker stores it: where later steps
+    and a scheduler taking over read it, and what a finished iteration's list holds."""
+    return f"values[{k}] = v"
 
 
 def _handover(k: int, suspended: bool) -> str:
-    """Return the scheduler that finishes the iteration from step ``k`` (its call suspended on
-    ``pending``, or not started: a gate is set)."""
+    """Return the scheduler that finishes the iteration from step ``k`` (its call suspended,
+    ``coro`` having yielded ``v``; or not started: a gate is set)."""
     if suspended:
-        return f"return None, _Scheduler(_prog, values, ctx, False, iteration, values, {k}, (coro, pending))"
-    return f"return None, _Scheduler(_prog, values, ctx, False, iteration, values, {k})"
+        return f"return None, -2, _Scheduler(_prog, values, ctx, False, iteration, values, {k}, (coro, v))"
+    return f"return None, -2, _Scheduler(_prog, values, ctx, False, iteration, values, {k})"
 
 
-def _step(k: int, n: int, entry: tuple[Any, ...], st: Any, fast: tuple[Any, ...], obj: Any,
-          env: dict[str, Any]) -> list[str] | None:
+def _step(k: int, entry: tuple[Any, ...], st: Any, fast: tuple[Any, ...], obj: Any,
+          env: dict[str, Any], plain: bool) -> tuple[list[str], list[str]] | None:
+    """Step ``k``'s start (the gate, the call: its value in ``v``, or in the plain form a return to
+    wait) and its finish (with ``v`` its value), or ``None`` for a step only the walker runs."""
     op, fn, spec, _name, notlast = entry
-    v = f"v{k}"
-    lines = [f"k = {k}", "if cm.gating:", f"    {_handover(k, False)}"]
+    start = [f"at = {k}", "if cm.gating:", f"    {_handover(k, False)}"]
     if op == OP_MAP:
         if len(spec) > MAX_STEPS:
             return None
-        lines += [f"{v} = [{', '.join(f'v{d}' for d in spec)}]"]
-        return lines
+        return start + [f"v = [{', '.join(f'values[{d}]' for d in spec)}]"], [f"at = {k}"]
     f = f"_f{k}"
     env[f] = fn
     if op == OP_AWAIT_ONE:
-        lines += [f"{v} = await {f}(v{spec})"]
+        start += [f"v = await {f}(values[{spec}])"]
     elif op == OP_AWAIT_LIST1:
-        lines += [f"{v} = await {f}([v{spec}])"]
+        start += [f"v = await {f}([values[{spec}]])"]
     elif op == OP_AWAIT_KW1:
-        env[f"_kw{k}"] = spec[0]
-        lines += [f"{v} = await {f}(**{{_kw{k}: v{spec[1]}}})"]
+        start += [f"v = await {f}({_keyword(k, spec[0], f'values[{spec[1]}]', env)})"]
     elif op == OP_AWAIT_SEQ1:
-        items = ", ".join(f"v{d}" for d in spec[1])
-        lines += [f"{v} = await {f}({'(' + items + ',)' if spec[0] else '[' + items + ']'})"]
+        start += [f"v = await {f}({_sequence(spec[0], spec[1])})"]
     else:
         call = _call(k, f, fast, obj, env)
         if call is None:
             return None
         if "\n" in call:  # the arguments' resolution, then the call
             resolution, call = call.split("\n")
-            lines += [resolution]
+            start += [resolution]
         elif "o[" in call:
-            lines += [f"o = values[{k}]"]
+            start += [f"o = values[{k}]"]
         _, _, is_async, _, _, _, tail = fast
         if is_async:
             if tail:
-                lines += [f"{v} = await {call}"]
+                start += [f"v = await {call}"]
             else:
-                lines += [
-                    f"coro = {call}",
-                    "suspended, pending = _advance(coro)",
-                    "if suspended:",
-                    f"    {_handover(k, True)}",
-                    f"{v} = pending",
-                ]
+                start += [f"coro = {call}", "suspended, v = _advance(coro)", "if suspended:",
+                          f"    {_handover(k, True)}"]
         else:
             # a sync task: an awaitable it returns is driven as an async call's coroutine would be
-            lines += [
-                f"{v} = {call}",
-                f"if type({v}) not in _NOT_AWAITABLE and _returned_awaitable({v}):",
-            ]
-            if tail:
-                lines += [
-                    f"    coro = {v}",
-                    "    try:",
-                    f"        {v} = await coro",
-                    "    except BaseException:",
-                    "        _cancel_pending(coro)",
-                    "        raise",
-                ]
+            start += [f"v = {call}", "if type(v) not in _NOT_AWAITABLE and _returned_awaitable(v):"]
+            if tail and plain:
+                start += [f"    return None, {k}, v"]
+            elif tail:
+                start += ["    coro = v", "    try:", "        v = await coro", "    except BaseException:",
+                          "        _cancel_pending(coro)", "        raise"]
             else:
-                lines += [
-                    f"    coro = _awaited({v})",
-                    "    suspended, pending = _advance(coro)",
-                    "    if suspended:",
-                    f"        {_handover(k, True)}",
-                    f"    {v} = pending",
-                ]
+                start += ["    coro = _awaited(v)", "    suspended, v = _advance(coro)", "    if suspended:",
+                          f"        {_handover(k, True)}"]
+    finish = [f"at = {k}"]
     if notlast:
-        # a non-target call returned a lazy result: evaluated as the walker does
-        lines += [f"if type({v}) in _LAZY:"]
+        # a non-target call returned a lazy result: evaluated as the walker does (its value is
+        # never lazy, so finishing the step again after waiting for it goes on)
+        finish += ["if type(v) in _LAZY:"]
         if st.tail_dependent:
-            lines += [f"    {v} = await ctx.evaluate({v})"]
+            finish += [f"    return None, {k}, ctx.evaluate(v)" if plain else "    v = await ctx.evaluate(v)"]
         else:
-            lines += [
-                f"    coro = ctx.evaluate({v})",
-                "    suspended, pending = _advance(coro)",
-                "    if suspended:",
-                f"        {_handover(k, True)}",
-                f"    {v} = pending",
-            ]
-    return lines
+            finish += ["    coro = ctx.evaluate(v)", "    suspended, v = _advance(coro)", "    if suspended:",
+                       f"        {_handover(k, True)}"]
+    return start, finish
+
+
+def _keyword(k: int, name: str, value: str, env: dict[str, Any]) -> str:
+    """The keyword argument ``name=value`` of a call; ``**{name: value}`` for a name that is not an
+    identifier (a ``**kwargs`` parameter takes any string)."""
+    if name.isidentifier() and not iskeyword(name):
+        return f"{name}={value}"
+    env[f"_kw{k}"] = name
+    return f"**{{_kw{k}: {value}}}"
+
+
+def _sequence(is_tuple: bool, positions: tuple[int, ...]) -> str:
+    items = ", ".join(f"values[{d}]" for d in positions)
+    return f"({items},)" if is_tuple else f"[{items}]"
 
 
 def _call(k: int, f: str, fast: tuple[Any, ...], obj: Any, env: dict[str, Any]) -> str | None:
@@ -218,15 +239,13 @@ def _call(k: int, f: str, fast: tuple[Any, ...], obj: Any, env: dict[str, Any]) 
     the step's lazy result (``obj`` is one bound earlier, of the same template)."""
     _, _, _, am, aspec, _, _ = fast
     if am == A_ONE:
-        return f"{f}(v{aspec})"
+        return f"{f}(values[{aspec}])"
     if am == A_ALL:
-        return f"{f}({', '.join(f'v{d}' for d in aspec)})"
+        return f"{f}({', '.join(f'values[{d}]' for d in aspec)})"
     if am == A_SEQ1:
-        items = ", ".join(f"v{d}" for d in aspec[1])
-        return f"{f}({'(' + items + ',)' if aspec[0] else '[' + items + ']'})"
+        return f"{f}({_sequence(aspec[0], aspec[1])})"
     if am == A_KW1:
-        env[f"_kw{k}"] = aspec[0]
-        return f"{f}(**{{_kw{k}: v{aspec[1]}}})"
+        return f"{f}({_keyword(k, aspec[0], f'values[{aspec[1]}]', env)})"
     if am == A_RESOLVE or am == A_GENERAL:
         # resolved as the walker does, from the values list
         env["_resolve_compiled"] = resolve_compiled
@@ -242,7 +261,7 @@ def _call(k: int, f: str, fast: tuple[Any, ...], obj: Any, env: dict[str, Any]) 
     args = [f"o[{A0 + i}]" for i in range(nargs_of(obj))]
     if am == A_SUBS:
         for i, d in aspec:
-            args[i] = f"v{d}"
+            args[i] = f"values[{d}]"
     if obj[KWARGS]:
         args.append(f"**o[{KWARGS}]")
     if am == A_LIT_INJ:

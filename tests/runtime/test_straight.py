@@ -68,7 +68,7 @@ async def test_a_loop_runs_its_written_out_walk_and_gets_the_walkers_value() -> 
     engine = cs.Engine()
     assert await engine.run(shape_loop(6, 1)) == _expected(6, 1)
     walks = [p.straight for p in _programs(engine) if p.size > 1]
-    assert walks and all(callable(w) for w in walks), walks
+    assert walks and all(walks), walks
     # the same again, written-out walks from the first iteration on
     assert await engine.run(shape_loop(5, 2)) == _expected(5, 2)
 
@@ -121,7 +121,7 @@ async def test_a_failure_in_a_written_out_walk_names_its_task() -> None:
     with pytest.raises(ValueError, match="no two") as info:
         await engine.run(count(5, 0))
     assert "cascade: task 'boom' failed" in info.value.__notes__
-    assert [callable(p.straight) for p in _programs(engine) if p.size > 1] == [True]  # it failed in the written-out walk
+    assert [bool(p.straight) for p in _programs(engine) if p.size > 1] == [True]  # it failed in the written-out walk
 
 
 @pytest.mark.asyncio
@@ -153,7 +153,7 @@ async def test_a_pause_set_while_a_call_is_suspended_holds_back_the_next_call() 
     assert started == ["first", "second", "first"]
     engine.resume("second")
     assert await run == 1
-    assert [callable(p.straight) for p in _programs(engine) if p.size > 1] == [True]
+    assert [bool(p.straight) for p in _programs(engine) if p.size > 1] == [True]
 
 
 @cs.task
@@ -211,7 +211,7 @@ async def test_a_waiting_iteration_keeps_no_lazy_result_of_the_iteration_before(
 
     engine = cs.Engine()
     run = asyncio.ensure_future(engine.run(alternate(6, 0)))
-    while not any(callable(p.straight) for p in _programs(engine) if p.size == 3) or engine.stats.tail_calls < 5:
+    while not any(bool(p.straight) for p in _programs(engine) if p.size == 3) or engine.stats.tail_calls < 5:
         await asyncio.sleep(0)
     for _ in range(3):
         await asyncio.sleep(0)
@@ -221,3 +221,47 @@ async def test_a_waiting_iteration_keeps_no_lazy_result_of_the_iteration_before(
     assert [o for o in spare if type(o) is LazyResult and o is not current] == []
     gate.set()
     assert await run == 6
+
+
+@pytest.mark.asyncio
+async def test_a_loop_of_sync_tasks_waits_in_the_run_itself_with_no_frame_of_its_walk() -> None:
+    # An agent's loop (cs.recv, cs.publish, its own step: sync tasks, one returning a future): its
+    # walk is plain functions, so a waiting iteration is the run's coroutine awaiting the future.
+    inbox: list[asyncio.Future[int]] = []
+
+    @cs.task
+    def listen(n: int) -> Any:
+        fut = asyncio.get_running_loop().create_future()
+        inbox.append(fut)
+        return fut
+
+    @cs.task
+    def step(n: int, got: int, acc: int) -> Any:
+        return acc + got if n == 0 else step(n - 1, listen(n), acc + got)
+
+    engine = cs.Engine()
+    run = asyncio.ensure_future(engine.run(step(4, listen(5), 0)))
+    for sent in range(10, 15):
+        while len(inbox) < sent - 9:
+            await asyncio.sleep(0)
+        if sent >= 12:  # from the third iteration on, the program's walk is written out
+            (prog,) = [p for p in _programs(engine) if p.size == 2]
+            assert type(prog.straight) is tuple
+            assert not asyncio.iscoroutine(run.get_coro().cr_await)  # the future, no walk coroutine
+        inbox[-1].set_result(sent)
+    assert await run == sum(range(10, 15))
+
+
+@pytest.mark.asyncio
+async def test_an_input_by_a_keyword_that_is_no_identifier_reaches_the_call() -> None:
+    @cs.task
+    async def bag(**kw: int) -> int:
+        return kw["a-b"] + kw.get("n", 0)
+
+    @cs.task
+    def keyed(n: int, x: Any) -> Any:
+        return x if n == 0 else keyed(n - 1, bag(**{"a-b": add(x, n)}))
+
+    engine = cs.Engine()
+    assert await engine.run(keyed(5, 0)) == sum(range(1, 6))
+    assert [bool(p.straight) for p in _programs(engine) if p.size > 1] == [True]
