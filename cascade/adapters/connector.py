@@ -308,16 +308,17 @@ class InMemoryConnector:
                 if sub.active and _match_levels(sub._levels, levels):  # type: ignore[arg-type]
                     sub._deliver(msg)
 
-    def _publish_each(self, topics: Any, payload: Any, retain: bool) -> None:
+    def _publish_each(self, topics: Any, payload: Any, retain: bool, checked: bool = False) -> None:
         """:meth:`publish_nowait` to each of ``topics`` in order (``cs.publish`` to a list), with
-        the common case inline: an exact topic whose one subscriber is a ``cs.recv``."""
+        the common case inline: an exact topic whose one subscriber is a ``cs.recv``. ``checked``:
+        every topic is known to be valid (``cs.publish`` checked this tuple before)."""
         if retain or self._wild:
             for topic in topics:
                 self.publish_nowait(topic, payload, retain)
             return
         exact_subs = self._exact
         for topic in topics:
-            if type(topic) is not str or not topic or "+" in topic or "#" in topic:
+            if not checked and (type(topic) is not str or not topic or "+" in topic or "#" in topic):
                 self.publish_nowait(topic, payload, retain)  # raises
                 continue
             subs = exact_subs.get(topic)
@@ -512,7 +513,12 @@ class _Inbox(asyncio.Future[Any]):
             if timer is not None:
                 self._timer = None
                 timer.cancel()
-            owner._unlisten(self._topic, self)
+            if owner._wild_listeners:
+                owner._unlisten(self._topic, self)
+            elif owner._exact.get(self._topic) is self:  # the common case, _unlisten_exact's first
+                del owner._exact[self._topic]
+            else:
+                owner._unlisten_exact(self._topic, self)
 
 
 def _deliver_all(subs: Any, topic: str, payload: Any) -> None:

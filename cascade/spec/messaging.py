@@ -120,6 +120,8 @@ def _publish(topic: Any, payload: Any, retain: bool = False, connector: Any = _C
     try:  # the connector checks each topic itself
         if type(topic) is str:
             connector.publish_nowait(topic, payload, retain)
+        elif _CHECKED.get(id(topic)) is topic:  # _checked(topic), inline
+            connector._publish_each(topic, payload, retain, True)
         else:
             connector._publish_each(_topics(topic, False), payload, retain)
     except ValueError as exc:
@@ -132,6 +134,18 @@ async def _publish_to(connector: Any, topics: Any, payload: Any, retain: bool) -
         await connector.publish(t, payload, retain)
 
 
+# Tuples of topics found valid, by id, each kept alive by its entry (so that its id is not reused
+# while it is here): an agent publishes to the same tuple of neighbours on every flash, checked
+# once. Bounded; past the bound, tuples are checked on every call as lists are.
+_CHECKED: dict[int, tuple[str, ...]] = {}
+_CHECKED_MAX = 65_536
+
+
+def _checked(topic: Any) -> bool:
+    """Whether ``topic`` is a tuple of topics already found valid (see ``_CHECKED``)."""
+    return _CHECKED.get(id(topic)) is topic
+
+
 def _topics(topic: Any, check: bool = True) -> tuple[str, ...] | list[str]:
     """``topic`` as a sequence of topics (one string, or a list or tuple of them), checked."""
     topics = topic if type(topic) in (list, tuple) else (topic,)
@@ -141,6 +155,8 @@ def _topics(topic: Any, check: bool = True) -> tuple[str, ...] | list[str]:
         for t in topics:
             if type(t) is not str or not t or "+" in t or "#" in t:
                 _check_topic("cs.publish(topic)", t, False)
+        if type(topic) is tuple and len(_CHECKED) < _CHECKED_MAX:
+            _CHECKED[id(topic)] = topic
     return topics
 
 
@@ -190,6 +206,6 @@ def publish(topic: Any, payload: Any, retain: bool = False) -> LazyResult:
     the connector's delivery policy). Raises ``ValueError`` for an empty topic or one containing
     wildcards.
     """
-    if _literal(topic):
+    if (type(topic) is str or _CHECKED.get(id(topic)) is not topic) and _literal(topic):
         _topics(topic)
     return _publish(topic, payload, retain) if retain else _publish(topic, payload)

@@ -168,6 +168,24 @@ async def test_publish_to_several_topics_in_one_call(engine):
         cs.publish(["ok", "bad/#"], 1)
 
 
+@pytest.mark.asyncio
+async def test_a_tuple_of_topics_is_checked_once_and_a_bad_one_every_time(engine):
+    from cascade.spec import messaging
+
+    seen: list[cs.Message] = []
+    await engine.connector.subscribe("t/+", seen.append)
+    good = ("t/1", "t/2")
+    for payload in (1, 2):  # the second call publishes from the tuple checked by the first
+        await engine.run(cs.publish(good, payload))
+    assert [(m.topic, m.payload) for m in seen] == [("t/1", 1), ("t/2", 1), ("t/1", 2), ("t/2", 2)]
+    assert messaging._checked(good)
+    bad = ("t/3", "t/#")
+    for _ in range(2):  # never remembered as checked
+        with pytest.raises(ValueError, match=r"cs.publish\(topic\)"):
+            cs.publish(bad, 1)
+    assert not messaging._checked(bad) and not messaging._checked(tuple(list(good)))  # by identity
+
+
 @cs.task
 def topics_with_a_wildcard():
     return ["ok", "bad/+"]
