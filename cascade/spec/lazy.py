@@ -549,6 +549,13 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
                     check_call(task, (a, b), kwargs, 2)
                 h = hash((hash((task.key, 1, b[SHAPE])), 2))
                 return _tuple_new(LazyResult, (task, NO_KWARGS, _AT1, 1, h, 1, None, h, a, b))
+            elif (tb is list and len(b) == 1 and type(item := b[0]) is LazyResult
+                  and (ta in _ATOMIC or ta in _PLAIN_OBJECTS)):
+                # ``loop(n - 1, [previous])``: the general loop's shape, mode and inputs, directly
+                if 2 not in task.sig_ok:
+                    check_call(task, (a, b), kwargs, 2)
+                h = hash((hash((task.key, 1, hash(("list", 1, ((0, item[SHAPE]),))))), 2))
+                return _tuple_new(LazyResult, (task, NO_KWARGS, (item,), 1, h, 2, None, h, a, b))
             elif ((ta in _ATOMIC or ((ta is tuple or ta is list) and _flat_literal(a)))
                   and (tb in _ATOMIC or ((tb is tuple or tb is list) and _flat_literal(b)))):
                 # ``cs.recv(topic, timeout)``, ``cs.publish(topics, payload)``: two plain literals
