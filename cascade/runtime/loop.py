@@ -16,6 +16,10 @@ cannot stay sequential:
 - a pause or concurrency limit on the engine (``ConstraintManager.gating``, read before every step:
   a task body may set one) hands the iteration over before the next step starts.
 
+From a program's first hit on, its walk is also written out as Python (runtime/straight.py) and
+run instead of the walker above when no one listens to events and its run-scope resources are set
+up: the same steps, checks and handovers, without interpreting the program's entries.
+
 Plan order is the order in which the scheduler starts steps that complete inline (lowest ready
 position first), so both walkers run the same calls in the same order and emit the same events.
 

@@ -124,8 +124,9 @@ class Program:
     # iteration calls the task its step was compiled for, so tasks whose shapes collide (a shared
     # fingerprint) never run each other's functions.
     tasks: tuple[Any, ...] = ()
-    # The walk written out as a function (runtime/straight.py), made on the program's first hit:
-    # None until then, False when the program has a step only the walker runs.
+    # The walk written out (runtime/straight.py: a coroutine function, or for a program of sync
+    # tasks a (start, finish) pair of plain functions), made on the program's first hit: None until
+    # then, False when the program has a step only the walker runs.
     straight: Any = field(default=None, compare=False, hash=False)
     # ``bind`` for this program written out (runtime/straight.py), made at the same time; False: none.
     binder: Any = field(default=None, compare=False, hash=False)
