@@ -37,7 +37,18 @@ from __future__ import annotations
 from keyword import iskeyword
 from typing import Any, Callable
 
-from ..spec.lazy import A0, DEPS, KWARGS, SHAPE, TASK, LazyResult, MappedLazyResult, deps_of, nargs_of
+from ..spec.lazy import (
+    _CONTAINERS,
+    A0,
+    DEPS,
+    KWARGS,
+    SHAPE,
+    TASK,
+    LazyResult,
+    MappedLazyResult,
+    deps_of,
+    nargs_of,
+)
 from .executor import (
     NOT_AWAITABLE,
     Scheduler,
@@ -183,11 +194,11 @@ def _step(k: int, entry: tuple[Any, ...], st: Any, fast: tuple[Any, ...], obj: A
         call = _call(k, f, fast, obj, env)
         if call is None:
             return None
+        if "o[" in call:
+            start += [f"o = values[{k}]"]
         if "\n" in call:  # the arguments' resolution, then the call
             resolution, call = call.split("\n")
             start += [resolution]
-        elif "o[" in call:
-            start += [f"o = values[{k}]"]
         _, _, is_async, _, _, _, tail = fast
         if is_async:
             if tail:
@@ -230,7 +241,7 @@ def _keyword(k: int, name: str, value: str, env: dict[str, Any]) -> str:
 
 def _sequence(is_tuple: bool, positions: tuple[int, ...]) -> str:
     items = ", ".join(f"values[{d}]" for d in positions)
-    return f"({items},)" if is_tuple else f"[{items}]"
+    return (f"({items},)" if items else "()") if is_tuple else f"[{items}]"
 
 
 def _call(k: int, f: str, fast: tuple[Any, ...], obj: Any, env: dict[str, Any]) -> str | None:
@@ -246,6 +257,8 @@ def _call(k: int, f: str, fast: tuple[Any, ...], obj: Any, env: dict[str, Any]) 
         return f"{f}({_sequence(aspec[0], aspec[1])})"
     if am == A_KW1:
         return f"{f}({_keyword(k, aspec[0], f'values[{aspec[1]}]', env)})"
+    if am == A_RESOLVE and (written := _resolution(k, f, aspec, obj, env)) is not None:
+        return written
     if am == A_RESOLVE or am == A_GENERAL:
         # resolved as the walker does, from the values list
         env["_resolve_compiled"] = resolve_compiled
@@ -270,6 +283,41 @@ def _call(k: int, f: str, fast: tuple[Any, ...], obj: Any, env: dict[str, Any]) 
         for param, name in aspec:
             args.append(f"{param}=ctx.values[{name!r}]")
     return f"{f}({', '.join(args)})"
+
+
+def _resolution(k: int, f: str, spec: Any, obj: Any, env: dict[str, Any]) -> str | None:
+    """The call of a step whose inputs sit at top level or in flat lists and tuples among
+    positional arguments (``resolve_compiled``'s spec without keywords), written out: what
+    ``resolve_compiled`` gives, the containers copied with their inputs in place. An iteration
+    whose other arguments or items hold a container is resolved in general instead, as
+    ``resolve_compiled`` leaves it to ``resolve_args`` (the first line). ``None``: not written."""
+    pos_ops, kw_ops, other_pos, other_kw = spec
+    if kw_ops or other_kw or any(kind not in (0, 1, 2) for _, kind, _ in pos_ops):
+        return None
+    args = [f"o[{A0 + i}]" for i in range(nargs_of(obj))]
+    odd = [f"type(o[{A0 + i}]) in _CONTAINERS" for i in other_pos]
+    for i, kind, sub in pos_ops:
+        if kind == 0:
+            args[i] = f"values[{sub}]"
+            continue
+        at = dict(sub)  # slot -> input position; the template fixes the container's length
+        items = []
+        for j in range(len(obj[A0 + i])):
+            if j in at:
+                items.append(f"values[{at[j]}]")
+            else:
+                items.append(f"o[{A0 + i}][{j}]")
+                odd.append(f"type(o[{A0 + i}][{j}]) in _CONTAINERS")
+        args[i] = (f"({', '.join(items)},)" if items else "()") if kind == 2 else f"[{', '.join(items)}]"
+    if obj[KWARGS]:
+        args.append(f"**o[{KWARGS}]")
+    call = f"{f}({', '.join(args)})"
+    if not odd:
+        return call
+    env["_resolve_args"] = resolve_args
+    env["_CONTAINERS"] = _CONTAINERS
+    return (f"r = _resolve_args(_steps[{k}], o, values, ctx, None) if {' or '.join(odd)} else None\n"
+            f"(({f}(*r[0], **r[1]) if r[1] else {f}(*r[0])) if r is not None else {call})")
 
 
 def straight_bind(prog: Program) -> Callable[[Any, list[Any] | None], list[Any] | None] | None:

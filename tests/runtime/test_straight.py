@@ -265,3 +265,33 @@ async def test_an_input_by_a_keyword_that_is_no_identifier_reaches_the_call() ->
     engine = cs.Engine()
     assert await engine.run(keyed(5, 0)) == sum(range(1, 6))
     assert [bool(p.straight) for p in _programs(engine) if p.size > 1] == [True]
+
+
+@cs.task
+async def both(n: Any, pair: list[Any]) -> Any:
+    return (n, pair)
+
+
+@cs.task
+def listed(n: int, acc: Any) -> Any:
+    if n == 0:
+        return acc
+    # an input in a list beside a literal that is a container on even iterations only (resolved
+    # in general then), and an input in a tuple
+    extra: Any = [n] if n % 2 == 0 else n
+    got = both(n, [add(n, 1), extra])
+    return listed(n - 1, both(got, (add(n, 2),)))
+
+
+@pytest.mark.asyncio
+async def test_inputs_in_lists_and_tuples_among_literals_are_passed_as_the_walker_passes_them() -> None:
+    expected: Any = 0
+    for n in range(4, 0, -1):
+        expected = ((n, [n + 1, [n] if n % 2 == 0 else n]), (n + 2,))
+    engine = cs.Engine()
+    assert await engine.run(listed(4, 0)) == expected
+    events: list[Any] = []
+    slow = cs.Engine(hot_plans=False)
+    slow.bus.subscribe(cs.TaskExecutionFinished, events.append)
+    assert await slow.run(listed(4, 0)) == expected
+    assert [bool(p.straight) for p in _programs(engine) if p.size > 1] == [True]
