@@ -204,8 +204,7 @@ def _step(k: int, entry: tuple[Any, ...], st: Any, fast: tuple[Any, ...], obj: A
             if tail:
                 start += [f"v = await {call}"]
             else:
-                start += [f"coro = {call}", "suspended, v = _advance(coro)", "if suspended:",
-                          f"    {_handover(k, True)}"]
+                start += [f"coro = {call}", *_stepped_once(k)]
         else:
             # a sync task: an awaitable it returns is driven as an async call's coroutine would be
             start += [f"v = {call}", "if type(v) not in _NOT_AWAITABLE and _returned_awaitable(v):"]
@@ -215,8 +214,7 @@ def _step(k: int, entry: tuple[Any, ...], st: Any, fast: tuple[Any, ...], obj: A
                 start += ["    coro = v", "    try:", "        v = await coro", "    except BaseException:",
                           "        _cancel_pending(coro)", "        raise"]
             else:
-                start += ["    coro = _awaited(v)", "    suspended, v = _advance(coro)", "    if suspended:",
-                          f"        {_handover(k, True)}"]
+                start += ["    coro = _awaited(v)", *("    " + line for line in _stepped_once(k))]
     finish = [f"at = {k}"]
     if notlast:
         # a non-target call returned a lazy result: evaluated as the walker does (its value is
@@ -225,9 +223,13 @@ def _step(k: int, entry: tuple[Any, ...], st: Any, fast: tuple[Any, ...], obj: A
         if st.tail_dependent:
             finish += [f"    return None, {k}, ctx.evaluate(v)" if plain else "    v = await ctx.evaluate(v)"]
         else:
-            finish += ["    coro = ctx.evaluate(v)", "    suspended, v = _advance(coro)", "    if suspended:",
-                       f"        {_handover(k, True)}"]
+            finish += ["    coro = ctx.evaluate(v)", *("    " + line for line in _stepped_once(k))]
     return start, finish
+
+
+def _stepped_once(k: int) -> list[str]:
+    """Step ``coro`` (step ``k``'s call) once; hand the iteration over if it suspends."""
+    return ["suspended, v = _advance(coro)", "if suspended:", f"    {_handover(k, True)}"]
 
 
 def _keyword(k: int, name: str, value: str, env: dict[str, Any]) -> str:
@@ -240,8 +242,14 @@ def _keyword(k: int, name: str, value: str, env: dict[str, Any]) -> str:
 
 
 def _sequence(is_tuple: bool, positions: tuple[int, ...]) -> str:
-    items = ", ".join(f"values[{d}]" for d in positions)
-    return (f"({items},)" if items else "()") if is_tuple else f"[{items}]"
+    return _display(is_tuple, [f"values[{d}]" for d in positions])
+
+
+def _display(is_tuple: bool, items: list[str]) -> str:
+    """A tuple or list display of ``items`` (expressions)."""
+    if not is_tuple:
+        return f"[{', '.join(items)}]"
+    return f"({', '.join(items)},)" if items else "()"
 
 
 def _call(k: int, f: str, fast: tuple[Any, ...], obj: Any, env: dict[str, Any]) -> str | None:
@@ -308,7 +316,7 @@ def _resolution(k: int, f: str, spec: Any, obj: Any, env: dict[str, Any]) -> str
             else:
                 items.append(f"o[{A0 + i}][{j}]")
                 odd.append(f"type(o[{A0 + i}][{j}]) in _CONTAINERS")
-        args[i] = (f"({', '.join(items)},)" if items else "()") if kind == 2 else f"[{', '.join(items)}]"
+        args[i] = _display(kind == 2, items)
     if obj[KWARGS]:
         args.append(f"**o[{KWARGS}]")
     call = f"{f}({', '.join(args)})"
