@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import sys
+import time
 import weakref
 from collections.abc import Iterator
 
@@ -19,6 +21,19 @@ def collector_on() -> Iterator[None]:
     yield
     if not was:
         gc.disable()
+
+
+@pytest.fixture
+def no_thread_switch() -> Iterator[None]:
+    """Keep other threads (the session's Dask cluster) from taking the interpreter between a
+    pause's end and the test's reading of the collector's counts: their allocations would move
+    the counts or start a pass. A thread that is waiting already gets one turn in the short
+    sleep, and then waits for the long interval."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(60.0)
+    time.sleep(0.02)
+    yield
+    sys.setswitchinterval(interval)
 
 
 def test_the_collector_is_off_inside_and_back_on_after():
@@ -123,7 +138,7 @@ def _generation_of(obj: object) -> int | None:
     return next((g for g in range(3) if any(o is obj for o in gc.get_objects(generation=g))), None)
 
 
-def test_a_big_pause_promotes_its_objects_to_the_oldest_generation_without_a_pass():
+def test_a_big_pause_promotes_its_objects_to_the_oldest_generation_without_a_pass(no_thread_switch):
     import cascade.graph.gcpause as gcpause
 
     gc.collect()
@@ -147,7 +162,7 @@ def test_a_small_pause_leaves_its_objects_young():
     assert _generation_of(kept[-1]) == 0
 
 
-def test_promotion_leaves_an_application_freeze_alone():
+def test_promotion_leaves_an_application_freeze_alone(no_thread_switch):
     import cascade.graph.gcpause as gcpause
 
     gc.collect()
