@@ -699,6 +699,21 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
     return _tuple_new(LazyResult, (task, kwargs, tuple(deps), len(deps), h, mode, None, h) + args)
 
 
+def literal_call2(task: Task, shape: int, a: Any, b: Any) -> LazyResult:
+    """The lazy result of ``task(a, b)`` where ``a`` and ``b`` are plain literals (neither a lazy
+    result, a marker nor a container holding one), made without ``new_lazy``'s checks: for a
+    caller that checked the arguments and their binding itself (``cs.recv`` and ``cs.publish`` in
+    an agent's loop). ``shape`` is ``literal_shape(task, 2)``; the result equals, field by field,
+    what ``task(a, b)`` makes."""
+    return _tuple_new(LazyResult, (task, NO_KWARGS, (), 0, shape, 0, None, shape, a, b))
+
+
+def literal_shape(task: Task, nargs: int) -> int:
+    """The shape of a call of ``task`` with ``nargs`` positional plain literals (``new_lazy``'s
+    formula for such calls, in each of its paths)."""
+    return hash((task.key, nargs))
+
+
 def _flat_literal(items: list[Any] | tuple[Any, ...]) -> bool:
     """Whether every item is a plain literal of an atomic type (the container is then one literal)."""
     for item in items:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..adapters.connector import TIMED_OUT, InMemoryConnector, validate_filter
 from ..runtime.resources import constant_resource
-from .lazy import LazyResult
+from .lazy import LazyResult, literal_call2, literal_shape
 from .markers import Marker, inject
 from .resource import Resource
 from .task import task
@@ -185,7 +185,10 @@ def recv(topic: Any, timeout: Any = None) -> LazyResult:
     ``recv`` is listening are not kept (use ``retain=True`` for state that late listeners need).
     Raises ``ValueError`` for an empty or malformed topic, or a negative timeout.
     """
-    if type(topic) is not str or not topic or "+" in topic or "#" in topic:  # the common case first
+    if type(timeout) is float and type(topic) is str and timeout >= 0.0 and topic and "+" not in topic \
+            and "#" not in topic:  # an agent's listen: checked here, made as _recv(topic, timeout) makes it
+        return literal_call2(_recv, _RECV_SHAPE, topic, timeout)
+    if type(topic) is not str or not topic or "+" in topic or "#" in topic:
         if _literal(topic):
             _check_topic("cs.recv(topic)", topic, True)
             if "+" in topic or "#" in topic:
@@ -206,6 +209,16 @@ def publish(topic: Any, payload: Any, retain: bool = False) -> LazyResult:
     the connector's delivery policy). Raises ``ValueError`` for an empty topic or one containing
     wildcards.
     """
+    if _CHECKED.get(id(topic)) is topic and not retain and type(payload) in _PAYLOAD_LITERALS:
+        # an agent telling its neighbours: topics checked before, made as _publish(topic, payload) makes it
+        return literal_call2(_publish, _PUBLISH_SHAPE, topic, payload)
     if (type(topic) is str or _CHECKED.get(id(topic)) is not topic) and _literal(topic):
         _topics(topic)
     return _publish(topic, payload, retain) if retain else _publish(topic, payload)
+
+
+# Shapes of the calls recv and publish make directly (see literal_call2), and the payload types
+# that are plain literals there (those of new_lazy's atomic literals; any other goes through it).
+_RECV_SHAPE = literal_shape(_recv, 2)
+_PUBLISH_SHAPE = literal_shape(_publish, 2)
+_PAYLOAD_LITERALS = frozenset({int, float, str, bool, type(None), bytes})

@@ -145,6 +145,35 @@ def test_bad_arguments_fail_when_the_call_is_made():
         cs.wait("soon")
 
 
+def _fields(lazy):
+    return tuple.__getitem__(lazy, slice(None))  # a LazyResult is a tuple underneath
+
+
+def test_recv_and_publish_made_directly_equal_the_calls_of_their_tasks():
+    """cs.recv(topic, seconds) and cs.publish(checked topics, literal) make their lazy results
+    without the task call (literal_call2): field by field what the task call makes, so programs,
+    shapes and bindings are the same either way."""
+    from cascade.spec import messaging
+
+    made = cs.recv("agents/7", 0.25)
+    called = messaging._recv("agents/7", 0.25)
+    assert _fields(made) == _fields(called) and type(made) is type(called)
+    topics = ("agents/1", "agents/2")
+    cs.publish(topics, 1.0)  # checked (and remembered) on its first call
+    made = cs.publish(topics, 2.5)
+    called = messaging._publish(topics, 2.5)
+    assert _fields(made) == _fields(called)
+    # a timeout that is not a float >= 0, a wildcard topic, a payload that is not a plain literal:
+    # through the task call, which checks them
+    with pytest.raises(ValueError, match=r"cs.recv\(timeout\)"):
+        cs.recv("t", -1.0)
+    with pytest.raises(ValueError, match=r"cs.recv\(timeout\)"):
+        cs.recv("t", float("nan"))
+    assert _fields(cs.recv("a/+", 1.0)) == _fields(messaging._recv("a/+", 1.0))
+    payload = [1, 2]
+    assert _fields(cs.publish(topics, payload)) == _fields(messaging._publish(topics, payload))
+
+
 @cs.task
 def minus_one():
     return -1
