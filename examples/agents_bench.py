@@ -19,6 +19,10 @@ Then the ratios Cascade / hand-written. Run::
 
     python -m examples.agents_bench                      # 2,500 and 10,000 agents, periods 1 s and 0.1 s
     python -m examples.agents_bench --agents 2500 --periods 1 --duration 4
+    python -m examples.agents_bench --agents 10000 --periods 0.1 --duration 4 --repeat 5
+
+``--repeat N`` runs each case N times, the order flipping, and gives the median of each ratio
+over the runs (each run's ratios are printed too).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import argparse
 import asyncio
 import gc
 import json
+import statistics
 import sys
 import tracemalloc
 from typing import Any
@@ -35,7 +40,7 @@ import cascade as cs
 
 from . import fireflies
 
-__all__ = ["main", "memory_per_agent", "run_case"]
+__all__ = ["main", "memory_per_agent", "run_case", "run_pairs"]
 
 
 async def _idle_agents(impl: str, agents: int) -> tuple[int, Any]:
@@ -74,11 +79,12 @@ async def memory_per_agent(impl: str, agents: int) -> float:
 
 
 def run_case(agents: int, period: float, duration: float, order: tuple[str, ...],
-             gc_threshold: int = 0) -> dict[str, Any]:
+             gc_threshold: int = 0, memory: bool = True) -> dict[str, Any]:
     """Both implementations for one (agents, period): their summaries and memory per agent.
 
     ``gc_threshold`` > 0: both run with ``gc.freeze()`` after start-up objects and that gen-0
     threshold (an application's GC tuning for many long-lived agents); 0: Python's defaults.
+    ``memory=False`` skips the memory runs (``memory_bytes_per_agent`` and its ratio are NaN).
     """
     out: dict[str, Any] = {}
     defaults = gc.get_threshold()
@@ -92,7 +98,7 @@ def run_case(agents: int, period: float, duration: float, order: tuple[str, ...]
         finally:
             gc.set_threshold(*defaults)
             gc.unfreeze()
-        memory = asyncio.run(memory_per_agent(impl, agents))
+        memory = asyncio.run(memory_per_agent(impl, agents)) if memory else float("nan")
         out[impl] = {
             "rate_fraction": summary.rate_fraction,
             "rate": summary.rate,
@@ -113,6 +119,29 @@ def run_case(agents: int, period: float, duration: float, order: tuple[str, ...]
     return out
 
 
+def run_pairs(agents: int, period: float, duration: float, repeat: int, cascade_first: bool,
+              gc_threshold: int = 0) -> dict[str, Any]:
+    """``repeat`` runs of :func:`run_case`, the order flipping from one to the next (memory is
+    measured in the first only): the first run's figures, every run in ``"pairs"``, and as
+    ``"ratios"`` the median of each ratio over the runs.
+
+    Why: on a shared machine one implementation's rate can move by a third between runs minutes
+    apart, the hand-written one's as much as Cascade's; a ratio from adjacent runs, with the
+    median over several, is what is left of the load they both saw.
+    """
+    pairs = []
+    for i in range(repeat):
+        first = cascade_first != bool(i % 2)
+        order = ("cascade", "asyncio") if first else ("asyncio", "cascade")
+        pairs.append(run_case(agents, period, duration, order, gc_threshold, memory=i == 0))
+    out = dict(pairs[0])
+    out["pairs"] = pairs
+    out["ratios"] = {key: statistics.median(p["ratios"][key] for p in pairs)
+                     for key in pairs[0]["ratios"] if key != "memory_per_agent"}
+    out["ratios"]["memory_per_agent"] = pairs[0]["ratios"]["memory_per_agent"]
+    return out
+
+
 def _print(agents: int, period: float, case: dict[str, Any]) -> None:
     kind = "idle" if period >= 0.5 else "saturated"
     print(f"\n{agents:,} agents, period {period} s ({kind}), theoretical {agents / period:,.0f} flashes/s")
@@ -123,8 +152,16 @@ def _print(agents: int, period: float, case: dict[str, Any]) -> None:
         print(f"  {impl:9} {r['rate_fraction']:>11.1%} {r['lag_p50_ms']:>7.1f}ms {r['lag_p99_ms']:>7.1f}ms "
               f"{r['lag_max_ms']:>7.1f}ms {r['cpu_us_per_iteration']:>8.1f}us "
               f"{r['memory_bytes_per_agent'] / 1024:>8.2f}KB")
+    pairs = case.get("pairs", [case])
+    if len(pairs) > 1:
+        for i, pair in enumerate(pairs, 1):
+            c, h, q = pair["cascade"], pair["asyncio"], pair["ratios"]
+            print(f"  run {i}: rate/theory {c['rate_fraction']:.1%} vs {h['rate_fraction']:.1%}: "
+                  f"rate {q['rate']:.2f}, lag p99 {q['lag_p99']:.2f}x, CPU per iteration "
+                  f"{q['cpu_per_iteration']:.2f}x")
     q = case["ratios"]
-    print(f"  cascade / hand-written: rate {q['rate']:.2f}, lag p99 {q['lag_p99']:.2f}x, "
+    median = f" (median of {len(pairs)} runs)" if len(pairs) > 1 else ""
+    print(f"  cascade / hand-written{median}: rate {q['rate']:.2f}, lag p99 {q['lag_p99']:.2f}x, "
           f"CPU per iteration {q['cpu_per_iteration']:.2f}x, memory per agent {q['memory_per_agent']:.2f}x")
 
 
@@ -136,15 +173,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per run (default 6)")
     parser.add_argument("--gc-threshold", type=int, default=0, metavar="N",
                         help="run both with gc.freeze() and gen-0 threshold N (default: Python's GC settings)")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="run each case N times, the order flipping, and give the median ratios (default 1)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
     results: dict[str, Any] = {}
     flip = False
     for agents in args.agents:
         for period in args.periods:
-            order = ("asyncio", "cascade") if not flip else ("cascade", "asyncio")
+            case = run_pairs(agents, period, args.duration, args.repeat, flip, args.gc_threshold)
             flip = not flip
-            case = run_case(agents, period, args.duration, order, args.gc_threshold)
             _print(agents, period, case)
             results[f"{agents}@{period}"] = case
             sys.stdout.flush()

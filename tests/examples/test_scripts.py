@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +72,21 @@ def test_resources_are_set_up_before_and_torn_down_after_their_users():
     assert proc.stdout.splitlines() == [
         "total 16 via db #1", "open db #1", *["drop scratch (1 item)"] * 3, "close db #1",
     ]
+
+
+def test_agents_bench_repeats_a_case_and_gives_the_median_ratios(tmp_path):
+    out = tmp_path / "agents.json"
+    proc = subprocess.run([sys.executable, "-m", "examples.agents_bench", "--agents", "16", "--periods", "0.2",
+                           "--duration", "0.4", "--repeat", "3", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split(":")[0].strip() for line in proc.stdout.splitlines() if line.strip().startswith("run ")] == [
+        "run 1", "run 2", "run 3"]
+    assert "(median of 3 runs)" in proc.stdout
+    case = json.loads(out.read_text())["16@0.2"]
+    pairs = case["pairs"]
+    assert [tuple(p)[:2] for p in pairs] == [("asyncio", "cascade"), ("cascade", "asyncio"), ("asyncio", "cascade")]
+    for key in ("rate", "lag_p99", "cpu_per_iteration"):
+        assert case["ratios"][key] == sorted(p["ratios"][key] for p in pairs)[1]
+    assert math.isnan(pairs[1]["cascade"]["memory_bytes_per_agent"])  # memory measured in the first run only
+    assert case["ratios"]["memory_per_agent"] == pairs[0]["ratios"]["memory_per_agent"] > 0
