@@ -27,6 +27,7 @@ are discarded and a running handler call is cancelled.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 from collections import deque
@@ -346,12 +347,14 @@ class InMemoryConnector:
             raise TypeError(f"subscribe({topic!r}, handler): handler must be callable, got {handler!r}")
         return self._add(topic, handler, _is_async(handler), max_pending, None)
 
-    def _listen(self, topic: str) -> _Inbox:
+    def _listen(self, topic: str, timeout: float | None = None) -> _Inbox:
         """A one-shot listener for ``cs.recv``: a future the first message to the filter ``topic``
         completes (a matching retained message at once), and which then leaves the topic, as it
         does when cancelled (:class:`_Inbox`); :meth:`_unlisten` ends it earlier. On an exact topic
-        the future itself is the subscriber."""
-        fut = _Inbox(loop=asyncio.get_running_loop())
+        the future itself is the subscriber. With ``timeout`` (seconds), a listener still waiting
+        then completes with :data:`TIMED_OUT`."""
+        loop = asyncio.get_running_loop()
+        fut = _Inbox(loop=loop)
         fut._timer = None
         if type(topic) is not str or not topic or "+" in topic or "#" in topic:
             # validates; a wildcard listens as a subscription
@@ -360,6 +363,8 @@ class InMemoryConnector:
             fut._owner, fut._topic = self, topic
             if fut.done():  # _add delivered a retained message: leave at once
                 fut._leave()
+            elif timeout is not None:
+                fut._timer = loop.call_at(loop.time() + timeout, fut, context=_TIMER_CONTEXT)
             return fut
         fut._owner, fut._topic = self, topic
         exact = self._exact
@@ -374,6 +379,10 @@ class InMemoryConnector:
             payload = self._retained.get(topic)
             if payload is not None:
                 fut._take(Message(topic, payload, True))
+                return fut
+        if timeout is not None:
+            # the future is its timer's callback (no arguments tuple per listen); call_later inline
+            fut._timer = loop.call_at(loop.time() + timeout, fut, context=_TIMER_CONTEXT)
         return fut
 
     def _unlisten(self, topic: str, fut: asyncio.Future[Any]) -> None:
@@ -472,6 +481,11 @@ class _TimedOut:
 TIMED_OUT: Any = _TimedOut()
 """What ``cs.recv(topic, timeout=...)`` returns when no message came in time (falsy); defined here,
 beside the listening future that completes with it, and exported as ``cs.TIMED_OUT``."""
+
+
+# A listener's timer reads no context variable: one shared empty context spares call_at a
+# copy_context() (and a GC-tracked object) per listen.
+_TIMER_CONTEXT = contextvars.Context()
 
 
 class _Inbox(asyncio.Future[Any]):

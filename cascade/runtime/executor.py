@@ -80,7 +80,17 @@ def returned_awaitable(value: Any) -> bool:
     t = type(value)
     if t in NOT_AWAITABLE:
         return False
-    return getattr(t, "__await__", None) is not None or inspect.isawaitable(value)
+    if getattr(t, "__await__", None) is not None:
+        if len(AWAITABLE_TYPES) < _AWAITABLE_TYPES_MAX:
+            AWAITABLE_TYPES.add(t)
+        return True
+    return inspect.isawaitable(value)
+
+
+# Types found to have an ``__await__`` (coroutines, futures, a connector's listening future), so
+# that a generated walk knows them with one set lookup; bounded, as classes can be made at will.
+AWAITABLE_TYPES: set[type] = set()
+_AWAITABLE_TYPES_MAX = 256
 
 
 async def awaited(aw: Any) -> Any:

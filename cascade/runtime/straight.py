@@ -50,6 +50,7 @@ from ..spec.lazy import (
     nargs_of,
 )
 from .executor import (
+    AWAITABLE_TYPES,
     NOT_AWAITABLE,
     Scheduler,
     advance,
@@ -117,6 +118,7 @@ def straight_walk(prog: Program, objs: list[Any]) -> Any:
         "_prog": prog, "_steps": prog.steps, "_Scheduler": Scheduler, "_advance": advance,
         "_awaited": awaited, "_note_failure": note_failure, "_cancel_pending": cancel_pending,
         "_returned_awaitable": returned_awaitable, "_NOT_AWAITABLE": NOT_AWAITABLE,
+        "_AWAITS": AWAITABLE_TYPES,
         "_LAZY": _LAZY_TYPES,
     }
     plain = not any(st.is_async for st in prog.steps if st.kind == CALL)
@@ -131,17 +133,38 @@ def straight_walk(prog: Program, objs: list[Any]) -> Any:
         body = [line for k, (start, finish) in enumerate(parts) for line in start + finish + [_keep(k)]]
         src = _function("async def walk(values, ctx, cm, iteration)", body, "return v, -1, None")
         return _define(src, name, env)["walk"]
-    src = _function("def _start(values, ctx, cm, iteration)", parts[0][0],
-                    "return _finish0(values, ctx, cm, iteration, v)")
+    # Each function goes on through the steps that follow in place, up to _INLINE of them, rather
+    # than calling the next step's finish: a call per step saved on an iteration that does not wait.
+    src = _function("def _start(values, ctx, cm, iteration)", _rest(parts, 0), _then(n, 0))
     for k in range(n):
-        body = parts[k][1] + [_keep(k)]
-        if k + 1 < n:
-            src += _function(f"def _finish{k}(values, ctx, cm, iteration, v)", body + parts[k + 1][0],
-                             f"return _finish{k + 1}(values, ctx, cm, iteration, v)")
-        else:
-            src += _function(f"def _finish{k}(values, ctx, cm, iteration, v)", body, "return v, -1, None")
+        src += _function(f"def _finish{k}(values, ctx, cm, iteration, v)",
+                         parts[k][1] + [_keep(k)] + _rest(parts, k + 1), _then(n, k + 1))
     env = _define(src, name, env)
     return env["_start"], tuple(env[f"_finish{k}"] for k in range(n))
+
+
+_INLINE = 8  # steps a function of the plain form writes out in place before calling the next finish
+
+
+def _rest(parts: list[tuple[list[str], list[str]]], k: int) -> list[str]:
+    """Steps ``k``... written out in place, up to ``_INLINE`` of them: each started, finished and
+    kept, but for the last of them when steps follow it (the function then calls its finish)."""
+    n = len(parts)
+    end = min(n, k + _INLINE) - 1
+    body: list[str] = []
+    for j in range(k, end + 1):
+        body += parts[j][0]
+        if j < end or end == n - 1:
+            body += parts[j][1] + [_keep(j)]
+    return body
+
+
+def _then(n: int, k: int) -> str:
+    """How a function whose in-place steps start at ``k`` ends (see ``_rest``)."""
+    end = min(n, k + _INLINE) - 1
+    if end == n - 1 or k >= n:
+        return "return v, -1, None"
+    return f"return _finish{end}(values, ctx, cm, iteration, v)"
 
 
 def _define(src: list[str], name: str, env: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +230,8 @@ def _step(k: int, entry: tuple[Any, ...], st: Any, fast: tuple[Any, ...], obj: A
                 start += [f"coro = {call}", *_stepped_once(k)]
         else:
             # a sync task: an awaitable it returns is driven as an async call's coroutine would be
-            start += [f"v = {call}", "if type(v) not in _NOT_AWAITABLE and _returned_awaitable(v):"]
+            start += [f"v = {call}", "t = type(v)",
+                      "if t in _AWAITS or t not in _NOT_AWAITABLE and _returned_awaitable(v):"]
             if tail and plain:
                 start += [f"    return None, {k}, v"]
             elif tail:

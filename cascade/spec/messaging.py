@@ -79,12 +79,7 @@ def _recv(topic: str, timeout: float | None = None, connector: Any = _CONNECTOR)
         _check_seconds("cs.recv(timeout)", timeout, True)
     if type(connector) is not InMemoryConnector:
         return _recv_from(connector, topic, timeout)
-    fut = connector._listen(topic)
-    if timeout is not None and not fut.done():  # not done: no retained message at once
-        loop = fut.get_loop()
-        # the future is its timer's callback: no arguments tuple per listen
-        fut._timer = loop.call_at(loop.time() + timeout, fut, context=_EXPIRE_CONTEXT)  # call_later
-    return fut
+    return connector._listen(topic, timeout)  # with its timer
 
 
 async def _recv_from(connector: Any, topic: str, timeout: float | None) -> Any:

@@ -295,3 +295,43 @@ async def test_inputs_in_lists_and_tuples_among_literals_are_passed_as_the_walke
     slow.bus.subscribe(cs.TaskExecutionFinished, events.append)
     assert await slow.run(listed(4, 0)) == expected
     assert [bool(p.straight) for p in _programs(engine) if p.size > 1] == [True]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("waits_at", [0, 5, 8, 9, 13, 19])
+async def test_a_long_loop_of_sync_tasks_goes_on_in_place_past_the_inline_limit(waits_at: int) -> None:
+    # A plain walk writes up to _INLINE steps out in place, then calls the next step's finish: a
+    # 20-step iteration of sync tasks, one of them returning a future to wait for, whichever it is.
+    from cascade.runtime.straight import _INLINE
+
+    assert _INLINE < 20
+    futures: list[asyncio.Future[int]] = []
+
+    @cs.task
+    def inc(x: int, i: int) -> Any:
+        if i == waits_at:
+            fut = asyncio.get_running_loop().create_future()
+            futures.append(fut)
+            return fut  # awaited by the engine; its value is what the test sends: x + 1
+        return x + 1
+
+    @cs.task
+    def steps(n: int, x: int) -> Any:
+        if n == 0:
+            return x
+        for i in range(19):
+            x = inc(x, i)
+        return steps(n - 1, inc(x, 19))
+
+    engine = cs.Engine()
+    run = asyncio.ensure_future(engine.run(steps(5, 0)))
+    for sent in range(5):
+        for _ in range(1000):  # bounded: a walk that skipped the waiting step never asks
+            if len(futures) > sent or run.done():
+                break
+            await asyncio.sleep(0)
+        assert len(futures) > sent, f"iteration {sent + 1} never waited at step {waits_at}"
+        futures[sent].set_result(20 * sent + waits_at + 1)
+    assert await run == 100
+    (prog,) = [p for p in _programs(engine) if p.size == 21]
+    assert type(prog.straight) is tuple and len(prog.straight[1]) == 21
