@@ -765,3 +765,32 @@ def test_catches_a_signature_check_refusing_positional_only_names_in_var_keyword
 
     monkeypatch.setattr(lazy_mod, "_beside_positional_only", lambda sig, kwargs: kwargs)
     expect_counterexample(check_keyword_binding, cases(), KEYWORD_EXAMPLES)
+
+
+def _drive_rewritten(monkeypatch: pytest.MonkeyPatch, old: str, new: str) -> None:
+    """Run every loop with ``drive`` compiled from loop.py's source with ``old`` replaced by ``new``
+    (in a namespace of its own; the module and its file are left as they are)."""
+    import inspect
+
+    import cascade.runtime.context as context_mod
+
+    source = inspect.getsource(loop_mod)
+    assert source.count(old) == 1, old
+    namespace: dict[str, Any] = {"__name__": "cascade.runtime._loop_with_bug", "__package__": "cascade.runtime"}
+    exec(compile(source.replace(old, new), "<loop.py with a bug>", "exec"), namespace)
+    monkeypatch.setattr(engine_mod.Engine, "run", namespace["drive"])
+    monkeypatch.setattr(context_mod, "drive", namespace["drive"])
+
+
+def test_catches_a_loop_lane_taken_while_someone_listens_to_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The lane (the previous iteration's written-out walk, straight from binding) is taken without
+    # asking whether the event bus is active: a repeated iteration publishes no task events.
+    _drive_rewritten(monkeypatch, "if lane is not None and not event_bus.active:", "if lane is not None:")
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
+
+
+def test_catches_a_loop_lane_that_trades_the_programs_but_not_their_walks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # When an iteration's template is the one before last, the two programs trade places but the
+    # walk taken is still the previous program's.
+    _drive_rewritten(monkeypatch, "                    lane, alt_lane = alt_lane, lane\n", "")
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)

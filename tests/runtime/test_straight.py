@@ -335,3 +335,44 @@ async def test_a_long_loop_of_sync_tasks_goes_on_in_place_past_the_inline_limit(
     assert await run == 100
     (prog,) = [p for p in _programs(engine) if p.size == 21]
     assert type(prog.straight) is tuple and len(prog.straight[1]) == 21
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("alternating", [False, True])
+async def test_a_subscriber_that_comes_mid_loop_sees_every_later_call(alternating: bool) -> None:
+    # Once a loop repeats its template (or alternates between two), an iteration goes from binding
+    # straight to the written-out walk (drive's lane); a subscriber that comes then still gets the
+    # events of every later call, which the walker publishes.
+    gate = asyncio.Event()
+    released: list[int] = []
+
+    @cs.task
+    async def wait_turn(n: int) -> int:
+        await asyncio.sleep(0)  # always suspends: the test runs between two iterations
+        await gate.wait()
+        released.append(n)
+        return n
+
+    @cs.task
+    def turns(n: int, x: Any) -> Any:
+        if n == 0:
+            return x
+        if alternating and n % 2:
+            return turns(n - 1, add(wait_turn(n), add(x, 1)))
+        return turns(n - 1, add(wait_turn(n), x))
+
+    engine = cs.Engine()
+    gate.set()
+    run = asyncio.ensure_future(engine.run(turns(12, 0)))
+    for _ in range(1000):  # bounded: the first 6 iterations run freely
+        if len(released) >= 6:
+            break
+        await asyncio.sleep(0)
+    gate.clear()
+    events: list[Any] = []
+    engine.bus.subscribe(cs.TaskExecutionStarted, events.append)
+    gate.set()
+    assert await run == sum(range(1, 13)) + (6 if alternating else 0)
+    later = sorted({e.iteration for e in events if e.task_name == "wait_turn"})
+    first = min(later)
+    assert first <= 9 and later == list(range(first, 14)), later  # iterations 2..13 call it
