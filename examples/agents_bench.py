@@ -19,7 +19,7 @@ Then the ratios Cascade / hand-written. Run::
 
     python -m examples.agents_bench                      # 2,500 and 10,000 agents, periods 1 s and 0.1 s
     python -m examples.agents_bench --agents 2500 --periods 1 --duration 4
-    python -m examples.agents_bench --agents 10000 --periods 0.1 --duration 4 --repeat 5
+    python -m examples.agents_bench --agents 10000 --periods 0.1 --duration 4 --repeat 6
 
 ``--repeat N`` runs each case N times, the order flipping, and gives the median of each ratio
 over the runs (each run's ratios are printed too).
@@ -121,19 +121,25 @@ def run_case(agents: int, period: float, duration: float, order: tuple[str, ...]
 
 def run_pairs(agents: int, period: float, duration: float, repeat: int, cascade_first: bool,
               gc_threshold: int = 0) -> dict[str, Any]:
-    """``repeat`` runs of :func:`run_case`, the order flipping from one to the next (memory is
-    measured in the first only): the first run's figures, every run in ``"pairs"``, and as
-    ``"ratios"`` the median of each ratio over the runs.
+    """``repeat`` runs of :func:`run_case`, the order flipping from one to the next, then the
+    memory per agent of each implementation (given in the first run's figures): the first run's
+    figures, every run in ``"pairs"``, and as ``"ratios"`` the median of each ratio over the runs.
 
     Why: on a shared machine one implementation's rate can move by a third between runs minutes
-    apart, the hand-written one's as much as Cascade's; a ratio from adjacent runs, with the
-    median over several, is what is left of the load they both saw.
+    apart, the hand-written one's as much as Cascade's, and the first simulation in a fresh
+    process runs faster than later ones; a ratio from adjacent runs, with the median over several
+    (an even number gives each implementation the first place equally often), is what is left of
+    the load they both saw. The memory runs come last so that no rate run follows one.
     """
     pairs = []
     for i in range(repeat):
         first = cascade_first != bool(i % 2)
         order = ("cascade", "asyncio") if first else ("asyncio", "cascade")
-        pairs.append(run_case(agents, period, duration, order, gc_threshold, memory=i == 0))
+        pairs.append(run_case(agents, period, duration, order, gc_threshold, memory=False))
+    for impl in ("cascade", "asyncio"):
+        pairs[0][impl]["memory_bytes_per_agent"] = asyncio.run(memory_per_agent(impl, agents))
+    pairs[0]["ratios"]["memory_per_agent"] = (pairs[0]["cascade"]["memory_bytes_per_agent"]
+                                              / pairs[0]["asyncio"]["memory_bytes_per_agent"])
     out = dict(pairs[0])
     out["pairs"] = pairs
     out["ratios"] = {key: statistics.median(p["ratios"][key] for p in pairs)
