@@ -509,7 +509,8 @@ class _Inbox(asyncio.Future[Any]):
 
     def __call__(self) -> None:
         """Its timer's callback: time out (the future itself is the callback, so a timed listen
-        allocates no arguments tuple)."""
+        allocates no arguments tuple). A timer that fired has nothing left to cancel."""
+        self._timer = None
         self._take(TIMED_OUT)
 
     def cancel(self, msg: Any = None) -> bool:
