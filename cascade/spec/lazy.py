@@ -526,6 +526,46 @@ def new_lazy(task: Task, /, _s0: Any = _UNSET, _s1: Any = _UNSET, *args: Any, **
     elif _s0 is _UNSET:
         args, kwargs = _regroup(task, (_s0, _s1), kwargs)
     elif args:
+        if not kwargs and len(args) == 2:
+            # Four positional arguments (an agent's step, ``firefly(me, t0, flashed, message)``),
+            # each a lazy result or a plain literal: the general loop's shape, mode and dependencies
+            # (below), unrolled, and the result made in one tuple. ``at`` < 0: some other argument.
+            c, d = args
+            h = task.key
+            at = 0
+            t = type(_s0)
+            if t is LazyResult:
+                at = 1
+                h = hash((h, 0, _s0[SHAPE]))
+            elif t not in _ATOMIC and t not in _PLAIN_OBJECTS:
+                at = -1
+            t = type(_s1)
+            if t is LazyResult:
+                at |= 2
+                h = hash((h, 1, _s1[SHAPE]))
+            elif t not in _ATOMIC and t not in _PLAIN_OBJECTS:
+                at = -1
+            t = type(c)
+            if t is LazyResult:
+                at |= 4
+                h = hash((h, 2, c[SHAPE]))
+            elif t not in _ATOMIC and t not in _PLAIN_OBJECTS:
+                at = -1
+            t = type(d)
+            if t is LazyResult:
+                at |= 8
+                h = hash((h, 3, d[SHAPE]))
+            elif t not in _ATOMIC and t not in _PLAIN_OBJECTS:
+                at = -1
+            if at >= 0:
+                if 4 not in task.sig_ok:
+                    check_call(task, (_s0, _s1, c, d), kwargs, 4)
+                h = hash((h, 4))
+                if not at:
+                    return _tuple_new(LazyResult, (task, NO_KWARGS, (), 0, h, 0, None, h, _s0, _s1, c, d))
+                nd = at.bit_count()
+                return _tuple_new(LazyResult, (task, NO_KWARGS, None if nd == 4 else _AT_BY_MASK.get(at) or _at(at),
+                                               nd, h, 1, None, h, _s0, _s1, c, d))
         args = (_s0, _s1) + args
     else:
         if not kwargs:

@@ -104,6 +104,21 @@ def test_a_literal_and_a_list_of_one_input_give_the_general_loops_template(monke
     assert fast.args == general.args == (5, [a])
 
 
+@pytest.mark.parametrize("mask", range(16))
+def test_four_positional_arguments_give_the_general_loops_template(mask: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Four positional arguments have an unrolled path of their own (an agent's step); with the
+    # literals' types not known as such, the same call goes through the general loop.
+    a, b = inc(1), inc(2)
+    values = [[a, b, inc(3), b][i] if mask >> i & 1 else [7, 0.5, None, "s"][i] for i in range(4)]
+    fast = lazy_mod.new_lazy(four, *values)
+    monkeypatch.setattr(lazy_mod, "_ATOMIC", frozenset({bytes}))
+    monkeypatch.setattr(lazy_mod, "_PLAIN_OBJECTS", set())
+    general = lazy_mod.new_lazy(four, *values)
+    assert fast[: lazy_mod.A0] == general[: lazy_mod.A0]
+    assert fast.args == general.args == tuple(values)
+    assert fast._deps == tuple(v for v in values if type(v) is lazy_mod.LazyResult)
+
+
 def test_argument_position_patterns_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lazy_mod, "_AT_BY_MASK", {})
     monkeypatch.setattr(lazy_mod, "_AT_PATTERNS", 2)
