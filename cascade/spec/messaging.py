@@ -131,7 +131,8 @@ async def _publish_to(connector: Any, topics: Any, payload: Any, retain: bool) -
 
 # Tuples of topics found valid, by id, each kept alive by its entry (so that its id is not reused
 # while it is here): an agent publishes to the same tuple of neighbours on every flash, checked
-# once. Bounded; past the bound, tuples are checked on every call as lists are.
+# once. Bounded: when full it starts over (a memo that stopped learning would leave every later
+# agent's tuple checked on every call, as lists are).
 _CHECKED: dict[int, tuple[str, ...]] = {}
 _CHECKED_MAX = 65_536
 
@@ -150,7 +151,9 @@ def _topics(topic: Any, check: bool = True) -> tuple[str, ...] | list[str]:
         for t in topics:
             if type(t) is not str or not t or "+" in t or "#" in t:
                 _check_topic("cs.publish(topic)", t, False)
-        if type(topic) is tuple and len(_CHECKED) < _CHECKED_MAX:
+        if type(topic) is tuple:
+            if len(_CHECKED) >= _CHECKED_MAX:
+                _CHECKED.clear()  # start over: the tuples of agents that are gone go with it
             _CHECKED[id(topic)] = topic
     return topics
 

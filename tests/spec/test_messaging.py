@@ -290,3 +290,20 @@ async def test_a_run_cut_short_by_wait_for_leaves_no_listener(any_engine):
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(any_engine.run(both(cs.recv("a", timeout=60.0), cs.recv("b"))), 0.01)
     assert any_engine.connector.subscription_count == 0
+
+
+def test_the_memo_of_checked_topic_tuples_starts_over_when_full(monkeypatch):
+    # Agents come and go (one engine after another in a process): a memo full of tuples of agents
+    # that are gone must not keep a new agent's tuple from being remembered.
+    from cascade.spec import messaging
+
+    monkeypatch.setattr(messaging, "_CHECKED", {})
+    monkeypatch.setattr(messaging, "_CHECKED_MAX", 4)
+    gone = [(f"old/{i}",) for i in range(4)]
+    for topics in gone:
+        cs.publish(topics, 1)
+    assert all(messaging._checked(t) for t in gone)
+    new = ("new/1", "new/2")
+    cs.publish(new, 1)
+    assert messaging._checked(new)
+    assert len(messaging._CHECKED) <= 4
