@@ -31,6 +31,9 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
 
 
 # -- Dask: LocalClusters started and closed by the tests (the `dask` extra) -----------------------
+# Module-scoped: a cluster is closed when the module that uses it ends, so that no Dask thread runs
+# during later tests (its allocations would move the collector's counts or traced memory that
+# tests of the collector pause and of flat memory read; CI once failed on that).
 
 def _local_cluster(**options: object) -> object:
     try:
@@ -43,7 +46,7 @@ def _local_cluster(**options: object) -> object:
     return LocalCluster(dashboard_address="127.0.0.1:0", **options)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_inprocess() -> Iterator[str]:
     """Scheduler address of a LocalCluster whose worker (2 threads) runs in this process."""
     cluster = _local_cluster(processes=False, n_workers=1, threads_per_worker=2)
@@ -51,7 +54,7 @@ def dask_inprocess() -> Iterator[str]:
     cluster.close()  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_processes() -> Iterator[str]:
     """Scheduler address of a LocalCluster with 2 worker processes of 1 thread each; the scheduler
     reruns a task whose worker died once (allowed-failures=1), then raises KilledWorker."""
