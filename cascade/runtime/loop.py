@@ -18,7 +18,11 @@ cannot stay sequential:
 
 From a program's first hit on, its walk is also written out as Python (runtime/straight.py) and
 run instead of the walker above when no one listens to events and its run-scope resources are set
-up: the same steps, checks and handovers, without interpreting the program's entries.
+up: the same steps, checks and handovers, without interpreting the program's entries. A loop that
+repeats its template (or alternates between two) then takes the *lane*: the next iteration is
+bound to the previous program and its written-out walk runs at once, skipping the choice of
+program, path and resources, which cannot change for it (the lane is only set for a program with no
+inputs to check, no state backend and its resources set up; events are checked every time).
 
 Plan order is the order in which the scheduler starts steps that complete inline (lowest ready
 position first), so both walkers run the same calls in the same order and emit the same events.
