@@ -794,3 +794,17 @@ def test_catches_a_loop_lane_that_trades_the_programs_but_not_their_walks(monkey
     # walk taken is still the previous program's.
     _drive_rewritten(monkeypatch, "                    lane, alt_lane = alt_lane, lane\n", "")
     expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
+
+
+def test_catches_a_call_granted_before_a_rate_limit_starting_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A call granted under a concurrency limit resumes after a rate limit came into force and
+    # starts without taking one of its tokens (the bug the nightly profile found): the schedule the
+    # property runs as an explicit example shows it.
+    from cascade.runtime.constraints import ConstraintManager
+
+    from .test_governance_outside import RATE_AFTER_GRANT
+    from .test_governance_outside import check_governance as check_outside
+
+    monkeypatch.setattr(ConstraintManager, "_late_rates", lambda self, name, granted, now: [])
+    with pytest.raises(AssertionError, match="starts of global"):
+        check_outside(RATE_AFTER_GRANT)

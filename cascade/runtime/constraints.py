@@ -144,7 +144,7 @@ class _Entry:
     """The mutable state of one constraint in force."""
 
     __slots__ = ("scope", "kind", "glob", "limit", "rate", "burst", "tokens", "stamp", "expires",
-                 "running", "source")
+                 "running", "source", "born")
 
     def __init__(self, scope: str, kind: str) -> None:
         self.scope = scope
@@ -158,6 +158,7 @@ class _Entry:
         self.expires: float | None = None
         self.running = 0  # concurrency: calls in this scope that entered and have not left
         self.source = "api"
+        self.born = 0  # when it came into force, in the manager's sequence (grants are numbered in it too)
 
     def matches(self, name: str) -> bool:
         return self.glob is None or fnmatchcase(name, self.glob)
@@ -198,7 +199,7 @@ class ConstraintManager:
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._applicable: dict[str, tuple[_Entry, ...]] = {}  # task name -> entries that match it
         self._running: dict[str, int] = {}  # task name -> calls that entered and have not left
-        self._queues: dict[str, deque[tuple[int, asyncio.Future[None]]]] = {}
+        self._queues: dict[str, deque[tuple[int, asyncio.Future[int]]]] = {}
         self._dead: dict[str, int] = {}  # task name -> cancelled waiters left in its queue (see _bury)
         self._seq = itertools.count()
         self._next_expiry = math.inf
@@ -326,6 +327,7 @@ class ConstraintManager:
         entry = self._entries.get((key, kind))
         if entry is None:
             entry = _Entry(key, kind)
+            entry.born = next(self._seq)
         if kind == "concurrency":
             entry.limit = value  # type: ignore[assignment]
         elif kind == "rate":
@@ -450,12 +452,25 @@ class ConstraintManager:
             elif e.kind == "rate":
                 e.tokens -= 1.0
 
-    def _ungrant(self, name: str) -> None:
-        """Undo a grant whose call never started (cancelled, or paused before it resumed)."""
+    def _ungrant(self, name: str, granted: int) -> None:
+        """Undo a grant (numbered ``granted``) whose call never started (cancelled, or held back
+        before it resumed): the tokens it took go back to the rate limits that were in force then."""
         for e in self._applicable_to(name):
-            if e.kind == "rate":
+            if e.kind == "rate" and e.born < granted:
                 e.tokens = min(float(e.burst), e.tokens + 1.0)  # type: ignore[arg-type]
         self.leave(name)
+
+    def _late_rates(self, name: str, granted: int, now: float) -> list[_Entry] | None:
+        """The rate limits on ``name`` that came into force after its grant numbered ``granted``
+        (the grant took no token from them), or ``None`` when one of them has no token now."""
+        late = []
+        for e in self._applicable_to(name):
+            if e.kind == "rate" and e.born > granted and (e.expires is None or e.expires > now):
+                e.refill(now)
+                if e.tokens < 1.0:
+                    return None
+                late.append(e)
+        return late
 
     async def enter(self, task_name: str) -> None:
         """Wait until a call of ``task_name`` may start, then count it as running (pair with
@@ -471,27 +486,30 @@ class ConstraintManager:
             if not self._queues.get(task_name) and self._blocker(task_name, now) is None:
                 self._grant(task_name)
                 return
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             queue = self._queues.get(task_name)
             if queue is None:
                 queue = self._queues[task_name] = deque()
             queue.append((next(self._seq), fut))
             self._schedule(now)
             try:
-                await fut
+                granted = await fut
             except BaseException:
                 if fut.done() and not fut.cancelled():
-                    self._ungrant(task_name)  # granted, then cancelled before resuming
+                    self._ungrant(task_name, fut.result())  # granted, then cancelled before resuming
                 else:
                     fut.cancel()  # marks the entry dead; _pass drops it when it reaches the front
                     self._bury(task_name)
                 raise
-            # Between the grant and this resumption a pause may have been set or a concurrency
-            # limit lowered below what is running: then give the grant back and wait again.
-            if not self._revoked(task_name, monotonic()):
-                return
-            self._ungrant(task_name)
+            # Between the grant and this resumption a pause may have been set, a concurrency limit
+            # lowered below what is running, or a rate limit put in force (the grant took none of
+            # its tokens): the call takes one now, or gives the grant back and waits again.
             now = monotonic()
+            if not self._revoked(task_name, now) and (late := self._late_rates(task_name, granted, now)) is not None:
+                for e in late:
+                    e.tokens -= 1.0
+                return
+            self._ungrant(task_name, granted)
 
     def _bury(self, name: str) -> None:
         """Count a dead waiter of ``name``; once the dead are half of a long queue (waiters cancelled
@@ -561,12 +579,12 @@ class ConstraintManager:
             queue = queues[name]
             _, fut = queue.popleft()
             self._grant(name)
-            fut.set_result(None)
+            fut.set_result(next(self._seq))  # the grant's number (see _late_rates)
             if self._live_head(name, queue):
                 heappush(heap, (queue[0][0], name))
         self._schedule(now)
 
-    def _live_head(self, name: str, queue: deque[tuple[int, asyncio.Future[None]]]) -> bool:
+    def _live_head(self, name: str, queue: deque[tuple[int, asyncio.Future[int]]]) -> bool:
         """Drop dead waiters (cancelled, or of an event loop that is gone) from the front of
         ``name``'s queue; forget the queue once empty. Whether a live waiter is left."""
         while queue and (queue[0][1].done() or queue[0][1].get_loop().is_closed()):

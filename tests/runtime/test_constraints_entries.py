@@ -298,6 +298,35 @@ async def test_a_limit_lowered_between_a_grant_and_its_resumption_sends_the_call
 
 
 @pytest.mark.asyncio
+async def test_a_rate_limit_set_between_a_grant_and_its_resumption_takes_a_token_from_the_call():
+    # The grant took no token (there was no rate limit then): the call takes one when it resumes,
+    # so the limit's burst covers it and the next call waits (found by the outside-constraints
+    # property: two starts within a burst of 1).
+    cm, waiter = await _waiting_behind_two_running_calls()
+    cm.leave(GATED)  # grants the waiter
+    cm.limit(GATED, rate=0.001, burst=1)  # before it resumes
+    await settle(lambda: waiter.started)
+    cm.clear(GATED, "concurrency")
+    assert cm.block_reason(GATED) == "rate_limit"  # its token is gone
+    waiter.finish.set()
+    await waiter.task
+
+
+@pytest.mark.asyncio
+async def test_a_rate_limit_with_no_token_left_sends_a_granted_call_back_to_wait():
+    cm, waiter = await _waiting_behind_two_running_calls()
+    cm.leave(GATED)  # grants the waiter
+    cm.limit("global", rate=0.001, burst=1)
+    await cm.enter("another_step")  # takes the limit's one token before the waiter resumes
+    await idle()
+    assert not waiter.started and cm.waiting == 1
+    cm.clear("global", "rate")
+    await settle(lambda: waiter.started)
+    waiter.finish.set()
+    await waiter.task
+
+
+@pytest.mark.asyncio
 async def test_a_lapsed_pause_does_not_hide_a_lowered_limit_from_a_granted_call():
     cm, waiter = await _waiting_behind_two_running_calls()
     cm.leave(GATED)  # grants the waiter (2 running)
