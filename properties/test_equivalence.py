@@ -190,7 +190,16 @@ BUG_CACHE_KEY_MERGES_LOOKALIKES = Workflow(loops=(Loop(bodies=(Body(nodes=(
     Node(kind="root", inputs=(0,)))),)),), start=4)
 
 
+# A literal list with no input in it (tsel=14: []) in the compiled iteration and None in a later one
+# of the same template: the hot walker copied it as a container (found by the nightly profile).
+BUG_LITERAL_CONTAINER_THEN_NONE = Workflow(loops=(Loop(bodies=(
+    Body(nodes=(Node(kind="map", map_lits=(0,)), Node(kind="pure", inputs=(0,), lit=1, step=-1, tsel=14),
+                Node(kind="sync"), Node(kind="root", after=(1, 2)))),
+    Body(nodes=(Node(kind="root"),))), raise_at=None),), subs=(), start=5)
+
+
 @ci_settings(EXAMPLES - EXAMPLES // 2)
+@example(BUG_LITERAL_CONTAINER_THEN_NONE)
 @example(BUG_CACHE_KEY_MERGES_LOOKALIKES)
 @example(BUG_HOT_EVENT_ORDER_WITH_ROUTER)
 @example(BUG_ROUTER_SKIPPED_BY_UNPICKED_ROUTE)

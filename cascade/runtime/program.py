@@ -485,6 +485,10 @@ def _arg_op(a: Any, it: Any) -> Any:
             subs.append((slot, next(it)))
         elif tv in _FLAT_KINDS or isinstance(v, (Marker, *_LAZY_TYPES)):
             return False
+    if not subs:
+        # no input in it: a literal, whose type is not part of the template (another iteration may
+        # pass None there), so it is checked when it runs, as any other literal is
+        return None
     return kind, tuple(subs)
 
 

@@ -376,3 +376,33 @@ async def test_a_subscriber_that_comes_mid_loop_sees_every_later_call(alternatin
     later = sorted({e.iteration for e in events if e.task_name == "wait_turn"})
     first = min(later)
     assert first <= 9 and later == list(range(first, 14)), later  # iterations 2..13 call it
+
+
+@cs.task
+def typed_use(lit: int, typed: Any, x: Any) -> Any:
+    return [lit, typed, x]
+
+
+@cs.task
+def typed_loop(n: int, acc: Any, mapped: bool) -> Any:
+    if n == 0:
+        return acc
+    x = add.map(x=[n], y=[1]) if mapped else add(n, 1)
+    # the same template every iteration: a literal's type is not part of it (an empty list, then None)
+    return typed_loop(n - 1, typed_use(n, [] if n % 2 == 0 else None, x), mapped)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mapped", [False, True])
+@pytest.mark.parametrize("listening", [False, True])
+async def test_a_literal_container_in_one_iteration_and_none_in_the_next_run_as_on_the_slow_path(
+        mapped: bool, listening: bool) -> None:
+    # A literal list with no input in it was compiled as a container to copy: the next iteration's
+    # None at its place then failed on the hot path (found by the nightly equivalence property).
+    results = []
+    for hot in (True, False):
+        engine = cs.Engine(hot_plans=hot)
+        if listening:
+            engine.bus.subscribe(cs.Event, lambda event: None)
+        results.append(await engine.run(typed_loop(6, None, mapped)))
+    assert results[0] == results[1] == [1, None, [2] if mapped else 2]
