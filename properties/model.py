@@ -281,6 +281,19 @@ class IterGraph:
             seen.add(i)
             self._add(i)
             stack.extend(rep[j] for j in deps_of(nodes[i]))
+        self._prune()
+
+    def _prune(self) -> None:
+        """Keep only what the target reaches through real dependencies: a policy of an empty map
+        (``run_if``, ``after``) applies to no element call, so its node is not in the graph."""
+        reached: set[tuple[Any, ...]] = set()
+        stack = [self.root]
+        while stack:
+            gid = stack.pop()
+            if gid not in reached:
+                reached.add(gid)
+                stack.extend(self.gnodes[gid].slots())
+        self.gnodes = {gid: g for gid, g in self.gnodes.items() if gid in reached}
 
     def ref(self, j: int) -> tuple[Any, ...]:
         j = self.rep[j]

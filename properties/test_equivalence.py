@@ -198,7 +198,25 @@ BUG_LITERAL_CONTAINER_THEN_NONE = Workflow(loops=(Loop(bodies=(
     Body(nodes=(Node(kind="root"),))), raise_at=None),), subs=(), start=5)
 
 
+# Model defects (found by the nightly profile): a ``run_if``/``after`` of an empty map applies to no
+# element call, so the engine's graph does not hold its node; the model had it skipped as unrouted.
+BUG_MODEL_EMPTY_MAP_AFTER_SELECT = Workflow(loops=(Loop(bodies=(
+    Body(nodes=(Node(kind="root"),)),
+    Body(nodes=(Node(kind="sync"), Node(kind="map", map_extra=2), Node(kind="sync", cond=0),
+                Node(kind="select", inputs=(0, 0)), Node(kind="pred", inputs=(2,), cond=0),
+                Node(kind="map", cond=4, after=(3, 0), map_extra=3),
+                Node(kind="root", inputs=(1, 5), lit=1, step=0, cond=2, after=(4, 1, 0))))),
+    raise_at=None),), subs=(Loop(bodies=(Body(nodes=(Node(kind="root"),)),), raise_at=None),), start=3)
+BUG_MODEL_EMPTY_MAP_AFTER_SYNC = Workflow(loops=(Loop(bodies=(Body(nodes=(
+    Node(kind="sync"), Node(kind="sync"), Node(kind="sync"), Node(kind="sync", inputs=(2,)),
+    Node(kind="select", inputs=(0,)), Node(kind="map", after=(1,), map_extra=2),
+    Node(kind="root", after=(3, 4, 5)))),), raise_at=None),),
+    subs=(Loop(bodies=(Body(nodes=(Node(kind="root"),)),), raise_at=None),), start=0)
+
+
 @ci_settings(EXAMPLES - EXAMPLES // 2)
+@example(BUG_MODEL_EMPTY_MAP_AFTER_SYNC)
+@example(BUG_MODEL_EMPTY_MAP_AFTER_SELECT)
 @example(BUG_LITERAL_CONTAINER_THEN_NONE)
 @example(BUG_CACHE_KEY_MERGES_LOOKALIKES)
 @example(BUG_HOT_EVENT_ORDER_WITH_ROUTER)
