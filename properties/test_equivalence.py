@@ -213,8 +213,16 @@ BUG_MODEL_EMPTY_MAP_AFTER_SYNC = Workflow(loops=(Loop(bodies=(Body(nodes=(
     Node(kind="root", after=(3, 4, 5)))),), raise_at=None),),
     subs=(Loop(bodies=(Body(nodes=(Node(kind="root"),)),), raise_at=None),), start=0)
 
+# Two templates of one length alternating on drive's lane, one of them suspending off the tail (its
+# walk hands the iteration to the scheduler, and the list it was bound into stays with it).
+LANE_LISTS_OF_ONE_LENGTH = Workflow(loops=(Loop(bodies=(
+    Body(nodes=(Node(kind="suspend"), Node(kind="sync"), Node(kind="root", inputs=(0, 1)))),
+    Body(nodes=(Node(kind="sync"), Node(kind="sync"), Node(kind="root", inputs=(0, 1))))), raise_at=None),),
+    subs=(), start=9)
+
 
 @ci_settings(EXAMPLES - EXAMPLES // 2)
+@example(LANE_LISTS_OF_ONE_LENGTH)
 @example(BUG_MODEL_EMPTY_MAP_AFTER_SYNC)
 @example(BUG_MODEL_EMPTY_MAP_AFTER_SELECT)
 @example(BUG_LITERAL_CONTAINER_THEN_NONE)
