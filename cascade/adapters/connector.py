@@ -30,8 +30,11 @@ import asyncio
 import contextvars
 import inspect
 import logging
+import os
+import weakref
 from collections import deque
 from inspect import CO_COROUTINE
+from threading import get_ident
 from types import FunctionType
 from typing import Any, Callable, NamedTuple, Protocol, runtime_checkable
 
@@ -236,6 +239,19 @@ class InMemorySubscription(BoundedDelivery):
         return f"<InMemorySubscription {self.topic!r} {state}>"
 
 
+_CONNECTORS: weakref.WeakSet[InMemoryConnector] = weakref.WeakSet()
+
+
+def _forget_loops() -> None:
+    """In a forked child: no connector's remembered loop runs there (its thread id may match)."""
+    for connector in list(_CONNECTORS):
+        connector._loop = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_loops)
+
+
 class InMemoryConnector:
     """An in-process :class:`Connector`: every state (subscriptions, retained messages) is this
     instance's own, so two connectors never see each other's messages.
@@ -261,6 +277,9 @@ class InMemoryConnector:
         # iteration then allocates no dict per listen (fewer young objects for the GC to traverse).
         self._spare: list[dict[Any, None]] = []
         self._retained: dict[str, Any] = {}
+        # The event loop of the last listen, while it runs in the listening thread (see _listen).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        _CONNECTORS.add(self)
 
     async def connect(self) -> None:
         """Nothing to open; marks the connector connected."""
@@ -353,7 +372,12 @@ class InMemoryConnector:
         does when cancelled (:class:`_Inbox`); :meth:`_unlisten` ends it earlier. On an exact topic
         the future itself is the subscriber. With ``timeout`` (seconds), a listener still waiting
         then completes with :data:`TIMED_OUT`."""
-        loop = asyncio.get_running_loop()
+        # asyncio.get_running_loop() makes a getpid() system call each time (a fork check); an
+        # asyncio loop whose _thread_id is this thread's is the loop running here now (one loop
+        # runs in a thread at a time; a forked child forgets it, see _forget_loops)
+        loop = self._loop
+        if loop is None or loop._thread_id != get_ident():  # type: ignore[attr-defined]
+            loop = self._running_loop()
         fut = _Inbox(loop=loop)
         fut._timer = None
         if type(topic) is not str or not topic or "+" in topic or "#" in topic:
@@ -384,6 +408,13 @@ class InMemoryConnector:
             # the future is its timer's callback (no arguments tuple per listen); call_later inline
             fut._timer = loop.call_at(loop.time() + timeout, fut, context=_TIMER_CONTEXT)
         return fut
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop (raises ``RuntimeError`` outside one), remembered when it is one that
+        tells which thread runs it (asyncio's own)."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop if type(getattr(loop, "_thread_id", None)) is int else None
+        return loop
 
     def _unlisten(self, topic: str, fut: asyncio.Future[Any]) -> None:
         """End a :meth:`_listen` (idempotent)."""

@@ -203,3 +203,54 @@ def test_bad_options_are_rejected():
     conn = cs.InMemoryConnector()
     with pytest.raises(TypeError, match="handler"):
         conn.subscribe_nowait("t", "not callable")  # type: ignore[arg-type]
+
+
+def _listen_on_the_running_loop(connector: cs.InMemoryConnector) -> bool:
+    """Listen (with a timeout) and leave at once: did the listener belong to the running loop?"""
+
+    async def main() -> bool:
+        fut = connector._listen("inbox", 5.0)
+        try:
+            return fut.get_loop() is asyncio.get_running_loop()
+        finally:
+            fut.cancel()
+            await asyncio.sleep(0)
+
+    return asyncio.run(main())
+
+
+def test_a_listener_belongs_to_the_loop_running_it_across_loops_and_threads():
+    # The connector remembers the loop of its last listen (no getpid() system call per listen);
+    # a later loop, another thread's loop or no loop at all must not get the remembered one.
+    import threading
+
+    connector = cs.InMemoryConnector()
+    assert _listen_on_the_running_loop(connector)
+    assert _listen_on_the_running_loop(connector)  # a second asyncio.run: a new loop
+    seen: list[bool] = []
+    worker = threading.Thread(target=lambda: seen.append(_listen_on_the_running_loop(connector)))
+    worker.start()
+    worker.join()
+    assert seen == [True]
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        connector._listen("inbox", 1.0)  # the remembered loop has stopped
+
+
+@pytest.mark.asyncio
+async def test_a_forked_child_does_not_listen_on_its_parents_loop():
+    # In a child forked while this loop runs, the loop object and this thread's id are copied: the
+    # remembered loop would look like the one running; the child must forget it.
+    import os
+
+    connector = cs.InMemoryConnector()
+    fut = connector._listen("inbox", 5.0)  # remembered: this running loop
+    fut.cancel()
+    pid = os.fork()
+    if pid == 0:  # the child: its own loop; exit code 0 when the listener is on it
+        ok = False
+        try:
+            ok = _listen_on_the_running_loop(connector)
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
