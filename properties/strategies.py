@@ -214,6 +214,22 @@ def interleaving_workflows(draw: Any, kinds: tuple[str, ...]) -> Workflow:
     return Workflow((Loop((Body(body.nodes[:-1] + (root,)),)),))
 
 
+LANE_KINDS = ("sync", "async", "suspend", "kw", "raise")
+
+
+@st.composite
+def alternating_workflows(draw: Any) -> Workflow:
+    """One long loop alternating between two or three templates of plain calls (no flow, maps or
+    merges), like an agent that listens, then flashes: after a few iterations every one of them
+    runs on drive's lane, the programs trading places at each turn, and some walks hand their
+    iteration over to the scheduler (a call suspending off the tail)."""
+    count = 3 if chance(draw, 4) else 2
+    mode = draw(st.sampled_from(("sync", "async", "suspend")))
+    bs = tuple(draw(bodies(LANE_KINDS, False, 0, 4, False, root_mode=mode, min_nodes=1)) for _ in range(count))
+    raise_at = draw(st.integers(0, 4)) if chance(draw, 8) else None
+    return Workflow((Loop(bs, raise_at),), (), draw(st.integers(8, 16)))
+
+
 STABLE_KINDS = ("sync", "async", "suspend", "pure", "pred", "map", "resource", "constrained")
 
 

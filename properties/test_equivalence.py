@@ -22,7 +22,7 @@ import cascade as cs
 from .builder import Built, Recorder, event_key, make_engine, run_recorded
 from .model import Body, Loop, Node, Outcome, Workflow, run_model, templates_repeat
 from .profiles import TOLERATE, ci_settings
-from .strategies import workflows
+from .strategies import alternating_workflows, workflows
 
 
 def _skips(events: list[Any]) -> Counter[tuple[int, str, str]]:
@@ -233,6 +233,17 @@ LANE_LISTS_OF_ONE_LENGTH = Workflow(loops=(Loop(bodies=(
 @example(BUG_SLOT_LEAKED_ON_FAILURE)
 @given(workflows())
 def test_hot_plan_equals_slow_path_equals_model(wf: Workflow) -> None:
+    check_hot_slow_model(wf)
+
+
+ALTERNATING_EXAMPLES = 80
+
+
+# The same property on long loops alternating between templates of plain calls (an agent's shape):
+# the general stream seldom reaches drive's lane with two programs trading places there.
+@ci_settings(ALTERNATING_EXAMPLES)
+@given(alternating_workflows())
+def test_hot_plan_equals_slow_path_equals_model_on_alternating_loops(wf: Workflow) -> None:
     check_hot_slow_model(wf)
 
 

@@ -21,9 +21,9 @@ import cascade.spec.lazy as lazy_mod
 from cascade.spec.lazy import MappedLazyResult
 
 from .profiles import budget
-from .strategies import workflows
+from .strategies import alternating_workflows, workflows
+from .test_equivalence import ALTERNATING_EXAMPLES, check_hot_slow_model
 from .test_equivalence import EXAMPLES as EQUIVALENCE_EXAMPLES
-from .test_equivalence import check_hot_slow_model
 from .test_isolation import EXAMPLES as ISOLATION_EXAMPLES
 from .test_isolation import check_isolation, fleets
 from .test_keyword_binding import EXAMPLES as KEYWORD_EXAMPLES
@@ -767,17 +767,20 @@ def test_catches_a_signature_check_refusing_positional_only_names_in_var_keyword
     expect_counterexample(check_keyword_binding, cases(), KEYWORD_EXAMPLES)
 
 
-def _drive_rewritten(monkeypatch: pytest.MonkeyPatch, old: str, new: str) -> None:
+def _drive_rewritten(monkeypatch: pytest.MonkeyPatch, old: str, new: str, *more: tuple[str, str]) -> None:
     """Run every loop with ``drive`` compiled from loop.py's source with ``old`` replaced by ``new``
-    (in a namespace of its own; the module and its file are left as they are)."""
+    (and each further ``(old, new)`` pair in ``more``), in a namespace of its own; the module and
+    its file are left as they are."""
     import inspect
 
     import cascade.runtime.context as context_mod
 
     source = inspect.getsource(loop_mod)
-    assert source.count(old) == 1, old
+    for was, now in ((old, new), *more):
+        assert source.count(was) == 1, was
+        source = source.replace(was, now)
     namespace: dict[str, Any] = {"__name__": "cascade.runtime._loop_with_bug", "__package__": "cascade.runtime"}
-    exec(compile(source.replace(old, new), "<loop.py with a bug>", "exec"), namespace)
+    exec(compile(source, "<loop.py with a bug>", "exec"), namespace)
     monkeypatch.setattr(engine_mod.Engine, "run", namespace["drive"])
     monkeypatch.setattr(context_mod, "drive", namespace["drive"])
 
@@ -794,6 +797,26 @@ def test_catches_a_loop_lane_that_trades_the_programs_but_not_their_walks(monkey
     # walk taken is still the previous program's.
     _drive_rewritten(monkeypatch, "                    lane, alt_lane = alt_lane, lane\n", "")
     expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
+
+
+def test_catches_a_loop_lane_list_kept_by_both_programs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A second reused list for the alternate program (the other's list, emptied, kept when they
+    # trade places) that stays the current spare too: once a walk hands its iteration over (and so
+    # does not take a new spare), one list is bound by both programs and emptied under a walk.
+    # Only loops alternating templates of one length on the lane show it.
+    _drive_rewritten(
+        monkeypatch,
+        "    spare: list[Any] | None = None\n",
+        "    spare: list[Any] | None = None\n    alt_spare: list[Any] | None = None\n",
+        ("                objs = alt_prog.binder(current, spare)  # type: ignore[union-attr]\n",
+         "                objs = alt_prog.binder(current, alt_spare)  # type: ignore[union-attr]\n"),
+        ("                    lane, alt_lane = alt_lane, lane\n",
+         "                    lane, alt_lane = alt_lane, lane\n"
+         "                    alt_spare = spare\n"
+         "                    if spare is not None:\n"
+         "                        spare[:] = [None] * len(spare)\n"),
+    )
+    expect_counterexample(check_hot_slow_model, alternating_workflows(), ALTERNATING_EXAMPLES)
 
 
 def test_catches_a_call_granted_before_a_rate_limit_starting_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
