@@ -514,8 +514,8 @@ TIMED_OUT: Any = _TimedOut()
 beside the listening future that completes with it, and exported as ``cs.TIMED_OUT``."""
 
 
-# A listener's timer reads no context variable: one shared empty context spares call_at a
-# copy_context() (and a GC-tracked object) per listen.
+# A listener's timer reads no context variable (here and in cs.recv on other connectors): one
+# shared empty context spares call_at a copy_context() (and a GC-tracked object) per listen.
 _TIMER_CONTEXT = contextvars.Context()
 
 

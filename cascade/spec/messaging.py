@@ -11,10 +11,9 @@ downstream checks ``msg is cs.TIMED_OUT``). ``TIMED_OUT`` is falsy, a received m
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from typing import TYPE_CHECKING, Any
 
-from ..adapters.connector import TIMED_OUT, InMemoryConnector, validate_filter
+from ..adapters.connector import _TIMER_CONTEXT, TIMED_OUT, InMemoryConnector, validate_filter
 from ..runtime.resources import constant_resource
 from .lazy import LazyResult, literal_call2, literal_shape
 from .markers import Marker, inject
@@ -49,11 +48,6 @@ def _check_topic(where: str, topic: Any, wildcards: bool) -> None:
         raise ValueError(f"{where} must be a non-empty string, got {topic!r}")
     if not wildcards and ("+" in topic or "#" in topic):
         raise ValueError(f"{where}: cannot publish to {topic!r}, wildcards '+' and '#' are for subscribing")
-
-
-# ``_expire`` reads no context variable: one shared empty context spares call_later a
-# copy_context() (and a GC-tracked object) per listen.
-_EXPIRE_CONTEXT = contextvars.Context()
 
 
 def _expire(fut: asyncio.Future[Any]) -> None:
@@ -97,7 +91,7 @@ async def _recv_from(connector: Any, topic: str, timeout: float | None) -> Any:
             return fut.result()
         if timeout is None:
             return await fut
-        timer = loop.call_later(timeout, _expire, fut, context=_EXPIRE_CONTEXT)
+        timer = loop.call_later(timeout, _expire, fut, context=_TIMER_CONTEXT)  # _expire reads no context variable
         try:
             return await fut
         finally:
