@@ -410,10 +410,11 @@ class InMemoryConnector:
         return fut
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
-        """The running loop (raises ``RuntimeError`` outside one), remembered when it is one that
-        tells which thread runs it (asyncio's own)."""
+        """The running loop (raises ``RuntimeError`` outside one), remembered when it is one of
+        asyncio's own (its ``_thread_id`` is the running thread's, and None once it stops; other
+        loops are asked for again on every listen)."""
         loop = asyncio.get_running_loop()
-        self._loop = loop if type(getattr(loop, "_thread_id", None)) is int else None
+        self._loop = loop if isinstance(loop, asyncio.BaseEventLoop) else None
         return loop
 
     def _unlisten(self, topic: str, fut: asyncio.Future[Any]) -> None:
