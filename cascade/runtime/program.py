@@ -10,7 +10,7 @@ same program with every check switched on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..errors import ResourceError
 from ..graph.model import Graph
@@ -107,10 +107,10 @@ class Program:
     needed: tuple[bool, ...]  # reachable from the target without crossing a route edge
     waiting0: tuple[int, ...]  # inputs each step waits for, at the start of an iteration
     ready0: tuple[int, ...]  # steps ready at the start (sorted: a valid heap)
-    # (position, parent position, where in the parent): ``parent[i]`` for ``i > 0`` (an argument of a
-    # call whose dependencies are its positional arguments, see spec.lazy), else ``parent._deps[~i]``
-    extract: tuple[tuple[int, int, int], ...]
-    shared: tuple[tuple[int, int, int], ...]  # further (consumer, slot, position) edges to verify
+    # per position, where binding reads a call's inputs: False through its DEPS; for a call whose
+    # dependencies are its positional arguments, from the call at those argument positions (None:
+    # all of them). ``extract`` and ``shared`` are made from it on the first binding (below).
+    at_of: tuple[Any, ...]
     shapes: tuple[int, ...]
     bind_by_graph: bool  # pure nodes could merge differently: bind through a graph build
     checks_inputs: bool  # has params or envs to check before the iteration runs
@@ -130,10 +130,29 @@ class Program:
     straight: Any = field(default=None, compare=False, hash=False)
     # ``bind`` for this program written out (runtime/straight.py), made at the same time; False: none.
     binder: Any = field(default=None, compare=False, hash=False)
+    # (extract, shared), made on the first binding: a program compiled for a one-shot graph never
+    # binds another iteration, so it never pays for them (time, and memory per node of a big graph)
+    _bindings: Any = field(default=None, compare=False, hash=False)
 
     @property
     def size(self) -> int:
         return len(self.steps)
+
+    @property
+    def extract(self) -> tuple[tuple[int, int, int], ...]:
+        """(position, parent position, where in the parent) for every node but the target:
+        ``parent[i]`` for ``i > 0`` (an argument of a call whose dependencies are its positional
+        arguments, see spec.lazy), else ``parent._deps[~i]``."""
+        bindings = self._bindings
+        if bindings is None:
+            bindings = self._bindings = _extraction(self.steps, len(self.steps), self.at_of)
+        return bindings[0]
+
+    @property
+    def shared(self) -> tuple[tuple[int, int, int], ...]:
+        """Further (consumer, slot, position) edges binding verifies by identity."""
+        self.extract  # noqa: B018 - makes both
+        return self._bindings[1]
 
 
 def _markers(obj: LazyResult) -> list[tuple[str, Marker]]:
@@ -299,7 +318,6 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         waiting0.append(len(st.inputs))
         if not st.inputs and needed[p]:
             ready0.append(p)
-    extract, shared = _extraction(steps, n, at_of)
     bind_by_graph = len(pure_tasks) != len(set(map(id, pure_tasks))) or graph.pure_merges > 0
     shapes = tuple([nd.obj._shape for nd in nodes])
     return Program(
@@ -309,7 +327,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         calls_only=calls_only, twins=_twins(shapes),
         has_routers=has_routers, needed=tuple(needed),
         waiting0=tuple(waiting0),
-        ready0=tuple(ready0), extract=extract, shared=shared,
+        ready0=tuple(ready0), at_of=tuple(at_of),
         shapes=shapes, bind_by_graph=bind_by_graph,
         checks_inputs=bool(params or envs), params=tuple(params.values()), envs=tuple(envs.values()), run_resources=tuple(run_res),
         no_capacity=tuple(no_capacity), tasks=tuple(st.task for st in steps),
@@ -325,7 +343,7 @@ def _single_plain(step: Step, node: Any, template_id: str) -> Program:
     shape = obj._shape
     return Program(
         (step,), (fast,), (_walk_entry(fast, True),), (0,), template_id, shape, True, True, True, (),
-        False, (True,), (0,), (0,), (), (), (shape,), False, False, (), (), (), (),
+        False, (True,), (0,), (0,), (False,), (shape,), False, False, (), (), (), (),
     )
 
 
@@ -535,7 +553,7 @@ def _descendant_counts(steps: list[Step], n: int) -> list[int]:
     return counts
 
 
-def _extraction(steps: list[Step], n: int, at_of: list[Any]) -> tuple[Any, Any]:
+def _extraction(steps: Sequence[Step], n: int, at_of: Sequence[Any]) -> tuple[Any, Any]:
     """How the hot binder reaches every node's lazy object from the target, and which extra edges
     it must check by identity so that sharing in the new iteration matches the template.
 

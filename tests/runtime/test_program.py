@@ -176,3 +176,35 @@ async def test_merged_pure_calls_of_tasks_whose_shapes_collide_keep_their_functi
     engine = cs.Engine(hot_plans=hot)
     assert await engine.run(add(d(5), d(5))) == 20
     assert await engine.run(add(n(5), n(5))) == -10
+
+
+@cs.task
+def inc(x):
+    return x + 1
+
+
+@cs.task
+def pair(a, b):
+    return a + b
+
+
+@pytest.mark.asyncio
+async def test_binding_paths_are_made_on_the_first_binding_only():
+    # A one-shot graph is compiled and run once: its program never binds another iteration, so the
+    # extraction paths (per node: a tuple, and memory the run would touch afresh) wait for a hit.
+    from cascade.runtime.program import _extraction
+
+    engine = cs.Engine()
+    shared = inc(1)
+
+    def graph(k):  # a chain, a call reading one node twice, and a call whose input sits in DEPS
+        return pair(inc(inc(k)), pair(shared, shared)).after(inc(k))
+
+    assert await engine.run(graph(0)) == 2 + 4  # inc(inc(0)) + (inc(1) + inc(1))
+    (prog,) = [p for bucket in engine._plans.values() for p in bucket]
+    assert prog._bindings is None
+    assert await engine.run(graph(5)) == 7 + 4  # a hit: bound through the extraction paths
+    assert prog._bindings is not None
+    assert (prog.extract, prog.shared) == _extraction(prog.steps, prog.size, prog.at_of)
+    assert prog.shared, "the call reading one node twice is checked by identity"
+    assert len(prog.extract) == prog.size - 1
