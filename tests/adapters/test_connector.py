@@ -241,11 +241,14 @@ async def test_a_forked_child_does_not_listen_on_its_parents_loop():
     # In a child forked while this loop runs, the loop object and this thread's id are copied: the
     # remembered loop would look like the one running; the child must forget it.
     import os
+    import warnings
 
     connector = cs.InMemoryConnector()
     fut = connector._listen("inbox", 5.0)  # remembered: this running loop
     fut.cancel()
-    pid = os.fork()
+    with warnings.catch_warnings():  # Python 3.12+ warns of fork() with threads (Dask's may be idle here)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # the child: its own loop; exit code 0 when the listener is on it
         ok = False
         try:
