@@ -102,7 +102,6 @@ class Program:
     simple: bool  # no flow, no routers, no governed step: the sequential fast path applies
     single: bool  # exactly one step, a call (so it has no inputs)
     calls_only: bool  # every step is a call (binding needs no type checks)
-    twins: tuple[tuple[int, ...], ...]  # positions sharing a shape: binding checks they stay distinct
     has_routers: bool
     needed: tuple[bool, ...]  # reachable from the target without crossing a route edge
     waiting0: tuple[int, ...]  # inputs each step waits for, at the start of an iteration
@@ -130,8 +129,9 @@ class Program:
     straight: Any = field(default=None, compare=False, hash=False)
     # ``bind`` for this program written out (runtime/straight.py), made at the same time; False: none.
     binder: Any = field(default=None, compare=False, hash=False)
-    # (extract, shared), made on the first binding: a program compiled for a one-shot graph never
-    # binds another iteration, so it never pays for them (time, and memory per node of a big graph)
+    # (extract, shared, twins), made on the first binding: a program compiled for a one-shot graph
+    # never binds another iteration, so it never pays for them (time, and memory per node of a big
+    # graph)
     _bindings: Any = field(default=None, compare=False, hash=False)
 
     @property
@@ -143,16 +143,21 @@ class Program:
         """(position, parent position, where in the parent) for every node but the target:
         ``parent[i]`` for ``i > 0`` (an argument of a call whose dependencies are its positional
         arguments, see spec.lazy), else ``parent._deps[~i]``."""
-        bindings = self._bindings
-        if bindings is None:
-            bindings = self._bindings = _extraction(self.steps, len(self.steps), self.at_of)
-        return bindings[0]
+        return (self._bindings or self._make_bindings())[0]
 
     @property
     def shared(self) -> tuple[tuple[int, int, int], ...]:
         """Further (consumer, slot, position) edges binding verifies by identity."""
-        self.extract  # noqa: B018 - makes both
-        return self._bindings[1]
+        return (self._bindings or self._make_bindings())[1]
+
+    @property
+    def twins(self) -> tuple[tuple[int, ...], ...]:
+        """Groups of positions sharing a shape: binding checks that they stay distinct objects."""
+        return (self._bindings or self._make_bindings())[2]
+
+    def _make_bindings(self) -> tuple[Any, Any, Any]:
+        bindings = self._bindings = (*_extraction(self.steps, len(self.steps), self.at_of), _twins(self.shapes))
+        return bindings
 
 
 def _markers(obj: LazyResult) -> list[tuple[str, Marker]]:
@@ -324,7 +329,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         steps=tuple(steps), fast=tuple(fast_entries), walk=tuple(walk),
         order=order, template_id=graph.template_id, shape=shapes[-1], simple=not has_flow and not governed,
         single=n == 1 and steps[0].kind == CALL,
-        calls_only=calls_only, twins=_twins(shapes),
+        calls_only=calls_only,
         has_routers=has_routers, needed=tuple(needed),
         waiting0=tuple(waiting0),
         ready0=tuple(ready0), at_of=tuple(at_of),
@@ -342,7 +347,7 @@ def _single_plain(step: Step, node: Any, template_id: str) -> Program:
     fast = _fast_entry(step, obj)
     shape = obj._shape
     return Program(
-        (step,), (fast,), (_walk_entry(fast, True),), (0,), template_id, shape, True, True, True, (),
+        (step,), (fast,), (_walk_entry(fast, True),), (0,), template_id, shape, True, True, True,
         False, (True,), (0,), (0,), (False,), (shape,), False, False, (), (), (), (),
     )
 

@@ -191,8 +191,9 @@ def pair(a, b):
 @pytest.mark.asyncio
 async def test_binding_paths_are_made_on_the_first_binding_only():
     # A one-shot graph is compiled and run once: its program never binds another iteration, so the
-    # extraction paths (per node: a tuple, and memory the run would touch afresh) wait for a hit.
-    from cascade.runtime.program import _extraction
+    # extraction paths (per node: a tuple, and memory the run would touch afresh) and the groups of
+    # nodes sharing a shape wait for a hit.
+    from cascade.runtime.program import _extraction, _twins
 
     engine = cs.Engine()
     shared = inc(1)
@@ -206,5 +207,7 @@ async def test_binding_paths_are_made_on_the_first_binding_only():
     assert await engine.run(graph(5)) == 7 + 4  # a hit: bound through the extraction paths
     assert prog._bindings is not None
     assert (prog.extract, prog.shared) == _extraction(prog.steps, prog.size, prog.at_of)
+    assert prog.twins == _twins(prog.shapes)
+    assert prog.twins, "the two calls inc(k) (in the chain, in after) share a shape: binding checks them apart"
     assert prog.shared, "the call reading one node twice is checked by identity"
     assert len(prog.extract) == prog.size - 1
