@@ -556,7 +556,8 @@ class Scheduler:
             return
         tasks = list(self.inflight)
         for t in tasks:
-            t.cancel()
+            if not t.cancelling():  # once: _fail may have cancelled it (a second would cut its cleanup)
+                t.cancel()
         # Wait until every step has unwound (its finally blocks, its teardowns), even when the
         # run is cancelled again meanwhile: ``asyncio.wait`` does not pass that cancellation on
         # (``gather`` would cancel the steps a second time, cutting their cleanups short, and
@@ -763,6 +764,10 @@ class Scheduler:
             if self.inline_task is not None and not self.interrupted:
                 self.interrupted = True
                 self.inline_task.cancel()
+            # Fail fast, now: a sibling granted capacity in this same loop cycle (the failed call's
+            # release) must not start its body before run() wakes up to cancel it a cycle later.
+            for task in self.inflight:
+                task.cancel()
         self._wake()
 
     def _settle(self, p: int, value: Any) -> None:
