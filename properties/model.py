@@ -408,9 +408,29 @@ class IterGraph:
         self.gnodes[g.gid] = g
 
     def order(self) -> list[tuple[Any, ...]]:
-        """A topological order of the graph's nodes."""
-        rank = {"e": 0, "r": 0, "m": 1, "n": 2}
-        return sorted(self.gnodes, key=lambda g: (g[1], rank[g[0]], g[2] if len(g) > 2 else 0))
+        """The engine's plan order: nodes numbered as its graph build numbers them (depth first from
+        the target, dependencies in slot order, each after its dependencies), then staged by level
+        (one more than the latest dependency's), in that numbering within a level. Nested
+        evaluations (sub-loops, dynamic maps) take their iteration numbers in this order."""
+        index: dict[tuple[Any, ...], int] = {}
+        stack: list[tuple[tuple[Any, ...], int]] = [(self.root, 0)]
+        while stack:
+            gid, k = stack.pop()
+            if gid in index:
+                continue
+            slots = self.gnodes[gid].slots()
+            while k < len(slots) and slots[k] in index:
+                k += 1
+            if k < len(slots):
+                stack.append((gid, k + 1))
+                stack.append((slots[k], 0))
+            else:
+                index[gid] = len(index)
+        level: dict[tuple[Any, ...], int] = {}
+        for gid in sorted(index, key=index.__getitem__):
+            slots = self.gnodes[gid].slots()
+            level[gid] = 1 + max(level[s] for s in slots) if slots else 0
+        return sorted(index, key=lambda g: (level[g], index[g]))
 
 
 def canonical_form(g: IterGraph, template: bool) -> tuple[Any, ...]:

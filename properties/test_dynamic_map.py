@@ -15,12 +15,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import cascade as cs
 
-from .model import DMAP_KINDS, Workflow
+from .model import DMAP_KINDS, Body, Loop, Node, Workflow
 from .profiles import ci_settings
 from .strategies import workflows
 from .test_equivalence import check_hot_slow_model
@@ -162,7 +162,22 @@ def _has_dmap(wf: Workflow) -> bool:
 dmap_workflows = workflows(kinds=DMAP_KINDS).filter(_has_dmap)
 
 
+# Found by the nightly profile: a dynamic map and a sub-loop call in one iteration, the map one level
+# nearer its inputs. The engine starts them (and numbers their nested iterations) in plan order,
+# level by level; the model went by body position and numbered the sub-loop first.
+NESTED_ITERATIONS_IN_PLAN_ORDER = Workflow(
+    loops=(Loop(bodies=(Body(nodes=(Node(kind="map", map_lits=(0,)), Node(kind="sync", inputs=(0,)),
+                                    Node(kind="sub", inputs=(1,), sub=1), Node(kind="dmap", inputs=(0,)),
+                                    Node(kind="root", after=(2, 3)))),), raise_at=None),),
+    subs=(Loop(bodies=(Body(nodes=(Node(kind="root"),)),), raise_at=None),
+          Loop(bodies=(Body(nodes=(Node(kind="sync"), Node(kind="sync"), Node(kind="sync"),
+                                   Node(kind="sync", cond=0), Node(kind="root", after=(0, 1, 2, 3)))),),
+               raise_at=None)),
+    start=0)
+
+
 @ci_settings(MODEL_EXAMPLES)
+@example(NESTED_ITERATIONS_IN_PLAN_ORDER)
 @given(dmap_workflows)
 def test_dynamic_maps_in_generated_workflows_equal_the_model_hot_and_slow(wf: Workflow) -> None:
     # flow, skips (of the "<task>.map" node too), nested iterations, calls and events: hot = slow = model
