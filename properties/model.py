@@ -427,7 +427,7 @@ class IterGraph:
             else:
                 index[gid] = len(index)
         level: dict[tuple[Any, ...], int] = {}
-        for gid in sorted(index, key=index.__getitem__):
+        for gid in index:  # inserted in numbering order: each after its dependencies
             slots = self.gnodes[gid].slots()
             level[gid] = 1 + max(level[s] for s in slots) if slots else 0
         return sorted(index, key=lambda g: (level[g], index[g]))
