@@ -12,7 +12,9 @@ task receives ``(n, literal, *inputs)`` and returns the next iteration's lazy re
 The interpreter (:func:`run_model`) follows ``docs/semantics.md``: skip reasons and their precedence,
 Routers with dormant branches, retries, pure-node merging, nested evaluation, tail calls. It yields
 the value or the exception (type and message), the multiset of executed calls ``call_key(...)`` and
-the multiset of skips keyed ``(iteration, task name, reason)``. Identity helpers
+the multiset of skips keyed ``(iteration, task name, reason)``; where two nested evaluations of one
+iteration run concurrently, their iteration numbers form a span that skips are compared over
+(``Outcome.spans``, :func:`spanned`), since the model has no clock to order them. Identity helpers
 (:func:`canonical_form`) give a canonical encoding of an iteration's graph (literals included, or
 left out for the template) that is equal exactly when two graphs describe the same computation.
 """
@@ -484,6 +486,10 @@ class Outcome:
     templates: list[Any] = field(default_factory=list)  # template forms of iterations surely started
     setups: Counter[str] = field(default_factory=Counter)
     iterations: int = 0
+    # Iteration numbers [first, last] shared by two or more nested evaluations of one iteration:
+    # those run concurrently, so which takes which numbers depends on how long their calls wait
+    # (a clock the model has not); skips in them are compared by task and reason (``spanned``).
+    spans: tuple[tuple[int, int], ...] = ()
 
 
 def over_capacity(g: IterGraph) -> set[tuple[str, str]]:
@@ -509,6 +515,8 @@ class _Run:
         self.setups: Counter[str] = Counter()
         self.templates: list[Any] = []
         self.graphs: dict[tuple[str, int, int], IterGraph] = {}
+        self.spans: list[tuple[int, int]] = []
+        self.nested = 0  # nested evaluations started by the iteration being evaluated
 
     def graph(self, scope: str, loop: int, n: int) -> IterGraph:
         key = (scope, loop, n)
@@ -543,6 +551,15 @@ class _Run:
             return value
 
     def iterate(self, g: IterGraph, it: int) -> tuple[Any, str | None]:
+        outer, self.nested = self.nested, 0
+        try:
+            return self._iterate(g, it)
+        finally:
+            if self.nested > 1:
+                self.spans.append((it + 1, self.iteration))
+            self.nested = outer
+
+    def _iterate(self, g: IterGraph, it: int) -> tuple[Any, str | None]:
         PENDING, ROUTING, DONE, SKIPPED, FAILED, BLOCKED = range(6)
         state = {gid: PENDING for gid in g.gnodes}
         values: dict[Any, Any] = {}
@@ -671,6 +688,7 @@ class _Run:
             xs = list(ins[0])
             if not xs:
                 return []
+            self.nested += 1
             self.iteration += 1
             self.templates.append(("dmap", g.keys[node.desc], len(xs)))
             elem = g.names[node.desc]
@@ -732,6 +750,7 @@ class _Run:
         if kind == "raise" and lit == nd.trigger:
             raise ModelFailure({("ValueError", f"{name} raised at {lit}")})
         if kind == "sub":
+            self.nested += 1
             return self.loop("S", nd.sub, lit % 3, outer=False, snap=None)
         return combine(lit, ins)
 
@@ -743,9 +762,24 @@ def run_model(wf: Workflow, prefix: str) -> Outcome:
         value = run.loop("L", 0, wf.start, outer=True, snap=snap)
     except ModelFailure as f:
         return Outcome(False, None, frozenset(f.excs), run.calls, snap[0], run.skips, snap[1],
-                       snap[2], run.setups, run.iteration)
+                       snap[2], run.setups, run.iteration, tuple(run.spans))
     return Outcome(True, value, frozenset(), run.calls, run.calls, run.skips, run.skips,
-                   run.templates, run.setups, run.iteration)
+                   run.templates, run.setups, run.iteration, tuple(run.spans))
+
+
+def spanned(skips: Counter[tuple[int, str, str]], spans: tuple[tuple[int, int], ...]) -> Counter[Any]:
+    """``skips`` with the iteration number of each skip inside a span (``Outcome.spans``) replaced
+    by the widest span holding it: concurrent nested evaluations may take those numbers in any order."""
+    if not spans:
+        return skips
+    out: Counter[Any] = Counter()
+    for (it, name, reason), count in skips.items():
+        at: Any = it
+        for first, last in spans:
+            if first <= it <= last and (type(at) is int or first < at[0] or last > at[1]):
+                at = (first, last)
+        out[(at, name, reason)] += count
+    return out
 
 
 def templates_repeat(templates: list[Any]) -> bool:

@@ -175,9 +175,25 @@ NESTED_ITERATIONS_IN_PLAN_ORDER = Workflow(
                raise_at=None)),
     start=0)
 
+# Found by the nightly profile: a sub-loop waits on a suspending constrained call while a map and its
+# dynamic map run, so the dynamic map's nested iteration takes the number plan order gives the
+# sub-loop's. Concurrent nested evaluations share their numbers as a span (model.py, ``Outcome.spans``).
+NESTED_ITERATIONS_RACE = Workflow(
+    loops=(Loop(bodies=(Body(nodes=(Node(kind="root"),)),), raise_at=None),
+           Loop(bodies=(Body(nodes=(Node(kind="root"),)),), raise_at=None),
+           Loop(bodies=(Body(nodes=(Node(kind="select"), Node(kind="constrained"),
+                                    Node(kind="sub", after=(0, 1)), Node(kind="map", map_lits=(0,)),
+                                    Node(kind="dmap", inputs=(3,)), Node(kind="root", after=(2, 4)))),
+                        Body(nodes=(Node(kind="root"),)), Body(nodes=(Node(kind="root"),))), raise_at=None)),
+    subs=(Loop(bodies=(Body(nodes=(Node(kind="sync"), Node(kind="sync", cond=0),
+                                   Node(kind="root", after=(0, 1)))), Body(nodes=(Node(kind="root"),))),
+               raise_at=None),),
+    start=2)
+
 
 @ci_settings(MODEL_EXAMPLES)
 @example(NESTED_ITERATIONS_IN_PLAN_ORDER)
+@example(NESTED_ITERATIONS_RACE)
 @given(dmap_workflows)
 def test_dynamic_maps_in_generated_workflows_equal_the_model_hot_and_slow(wf: Workflow) -> None:
     # flow, skips (of the "<task>.map" node too), nested iterations, calls and events: hot = slow = model

@@ -20,7 +20,7 @@ from hypothesis import example, given
 import cascade as cs
 
 from .builder import Built, Recorder, event_key, make_engine, run_recorded
-from .model import Body, Loop, Node, Outcome, Workflow, run_model, templates_repeat
+from .model import Body, Loop, Node, Outcome, Workflow, run_model, spanned, templates_repeat
 from .profiles import TOLERATE, ci_settings
 from .strategies import alternating_workflows, workflows
 
@@ -46,19 +46,22 @@ def _counter_le(a: Counter[Any], b: Counter[Any]) -> bool:
 
 def assert_matches_model(m: Outcome, out: tuple[Any, ...], calls: Counter[str],
                          skips: Counter[Any] | None, what: str) -> None:
+    if skips is not None:
+        skips = spanned(skips, m.spans)
+    model_skips, sure_skips = spanned(m.skips, m.spans), spanned(m.sure_skips, m.spans)
     if m.ok:
         assert out == ("ok", m.value), f"{what}: {out} != model value {m.value!r}"
         assert calls == m.calls, f"{what}: calls differ from the model:\n  engine-only {calls - m.calls}\n  model-only {m.calls - calls}"
         if skips is not None:
-            assert skips == m.skips, f"{what}: skips differ from the model:\n  engine-only {skips - m.skips}\n  model-only {m.skips - skips}"
+            assert skips == model_skips, f"{what}: skips differ from the model:\n  engine-only {skips - model_skips}\n  model-only {model_skips - skips}"
     else:
         assert out[0] == "err", f"{what}: returned {out} but the model fails with one of {sorted(m.excs)}"
         assert (out[1], out[2]) in m.excs, f"{what}: raised {out[1:]} but the model fails with one of {sorted(m.excs)}"
         assert _counter_le(m.sure_calls, calls), f"{what}: calls of completed iterations missing: {m.sure_calls - calls}"
         assert _counter_le(calls, m.calls), f"{what}: calls the model never makes: {calls - m.calls}"
         if skips is not None:
-            assert _counter_le(m.sure_skips, skips), f"{what}: skips missing: {m.sure_skips - skips}"
-            assert _counter_le(skips, m.skips), f"{what}: skips the model never makes: {skips - m.skips}"
+            assert _counter_le(sure_skips, skips), f"{what}: skips missing: {sure_skips - skips}"
+            assert _counter_le(skips, model_skips), f"{what}: skips the model never makes: {skips - model_skips}"
 
 
 def _released(label: str, engine: cs.Engine, rec: Recorder) -> None:
