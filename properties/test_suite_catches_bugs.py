@@ -337,6 +337,27 @@ def test_catches_a_written_out_binder_that_leaves_a_slot_of_the_last_iteration(m
     expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
 
 
+def test_catches_a_written_out_run_that_loses_the_context_of_its_tail_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A template's run written out from engine.run (``Program.entry``) hands its tail call to the
+    # loop on a context it makes but does not keep: run-scope resources that later iterations open
+    # are never torn down, and a subscriber never hears the run end.
+    import cascade.runtime.straight as straight_mod
+
+    original_compile = compile
+    rewritten = []
+
+    def compile_(source: str, filename: str, mode: str) -> Any:
+        was = "await (ctx := ctx or engine._first_context()).evaluate(v)\n"
+        if filename.startswith("<cascade run of") and was in source:
+            rewritten.append(filename)
+            source = source.replace(was, "await (ctx or engine._first_context()).evaluate(v)\n")
+        return original_compile(source, filename, mode)
+
+    monkeypatch.setattr(straight_mod, "compile", compile_, raising=False)
+    expect_counterexample(check_hot_slow_model, workflows(), EQUIVALENCE_EXAMPLES)
+    assert rewritten
+
+
 # -- issue 9: one injected bug (at least) per family the suite must catch --------------------------
 # governance on the hot path (properties/test_governance.py, test_machine.py)
 

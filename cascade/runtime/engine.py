@@ -15,17 +15,18 @@ finished iteration is kept). Each iteration takes one of two paths:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import weakref
 from collections import OrderedDict
 from concurrent.futures import Executor
-from typing import Any, Mapping
+from typing import Any, Coroutine, Mapping
 
 from ..adapters.connector import Connector, InMemoryConnector
 from ..graph.build import build_graph, build_run_graph
 from ..graph.gcpause import collector_paused
 from ..graph.plan import NativeSolver, Solver
-from ..spec.lazy import TASK, LazyResult, MappedLazyResult
+from ..spec.lazy import SHAPE, TASK, LazyResult, MappedLazyResult
 from ..spec.messaging import CONNECTOR_RESOURCE, connector_resource
 from ..spec.resource import Resource
 from .binding import bind
@@ -136,9 +137,31 @@ class Engine:
         return len(self._plans)
 
     # -- running ----------------------------------------------------------------------------------
-    # ``await engine.run(target, params=None)``: the run's coroutine is the tail-call loop itself
-    # (see :func:`cascade.runtime.loop.drive`, which documents what it returns and raises).
-    run = drive
+    def run(self, target: Any, params: Mapping[str, Any] | None = None) -> Coroutine[Any, Any, Any]:
+        """The run of ``target``: ``await engine.run(target, params)`` gives its final value,
+        following tail calls (what it raises: :func:`cascade.runtime.loop.drive`).
+
+        The coroutine is the tail-call loop itself (``drive``) or, for a template this engine ran
+        before and walks straight through, that run written out (``Program.entry``,
+        runtime/straight.py): the same steps, checks and events, one coroutine per run and no
+        more. Nothing runs until it is awaited.
+        """
+        if params is None and type(target) is LazyResult:
+            shape = target[SHAPE]
+            bucket = self._plans.get(shape)
+            if bucket is not None and (entry := bucket[0].entry):
+                self._plans.move_to_end(shape)
+                return entry(self, target)
+        return drive(self, target, params)
+
+    if hasattr(inspect, "markcoroutinefunction"):  # Python 3.12+: introspection sees what it gives
+        run = inspect.markcoroutinefunction(run)
+
+    def _first_context(self) -> RunContext:
+        """The context of a run given no params, in its first iteration (``Program.entry``'s)."""
+        ctx = RunContext(self, _NO_PARAMS)
+        ctx.iteration = 1
+        return ctx
 
     def _start_run(self, target: Any, params: Mapping[str, Any] | None) -> RunContext:
         """A new run's context, after checking ``run``'s arguments; publishes ``RunStarted``."""

@@ -71,16 +71,18 @@ from .program import (
     OP_MAP,
     Program,
 )
-from .straight import straight_bind, straight_walk
+from .straight import straight_bind, straight_run, straight_walk
 
 if TYPE_CHECKING:
     from .context import RunContext
     from .engine import Engine
 
-__all__ = ["drive"]
+__all__ = ["BY_DRIVE", "drive", "skipped_target"]
 
 _LAZY_TYPES = frozenset({LazyResult, MappedLazyResult})
 _RUN: Any = object()  # drive's ``params`` once it runs as a run of its own (not a nested evaluation)
+# ``params`` of a run given none that the template's written-out run (``Program.entry``) handed back
+BY_DRIVE: Mapping[str, Any] = {}
 FAIRNESS_SLICE = 0.001  # seconds of uninterrupted work before the loop yields
 _FAIRNESS_MASK = 63  # check the clock every 64 iterations
 
@@ -186,6 +188,7 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                     if prog.straight is None:  # its first hit: it runs again, so write it out
                         prog.straight = objs is not None and straight_walk(prog, objs) or False
                         prog.binder = straight_bind(prog) or False
+                        prog.entry = objs is not None and straight_run(prog, objs) or False
                 else:
                     if hot:
                         stats.hot_plan_misses += 1
@@ -397,13 +400,9 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                 coro = v = None
 
             if reason is not None:
-                if reason == "UpstreamSkipped_Sequence":
-                    value = None
-                    break
-                name = getattr(getattr(current, "task", None), "name", "target")
-                raise DependencyMissingError(
-                    f"the target {name!r} produced no value: it was skipped ({reason})", reason
-                )
+                skipped_target(getattr(getattr(current, "task", None), "name", "target"), reason)
+                value = None  # a sequence's skip: the run's value is None
+                break
             if type(value) in _LAZY_TYPES:
                 stats.tail_calls += 1
                 current = value
@@ -427,6 +426,14 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                 await engine._close_run(ctx, failure)  # teardowns, then as below
             elif engine.state_backend is not None or event_bus.active:
                 engine._end_run(ctx, failure)  # state cleared, RunFinished
+
+
+def skipped_target(name: str, reason: str) -> None:
+    """The end of a run whose target ``name`` was skipped for ``reason``: a ``None`` value when
+    the skip is a sequence's (``after`` on a skipped call), else ``DependencyMissingError``."""
+    if reason == "UpstreamSkipped_Sequence":
+        return None
+    raise DependencyMissingError(f"the target {name!r} produced no value: it was skipped ({reason})", reason)
 
 
 def _check_inputs(prog: Program, ctx: RunContext) -> None:

@@ -129,6 +129,9 @@ class Program:
     straight: Any = field(default=None, compare=False, hash=False)
     # ``bind`` for this program written out (runtime/straight.py), made at the same time; False: none.
     binder: Any = field(default=None, compare=False, hash=False)
+    # A whole run of this template from ``engine.run`` on, written out (``straight_run``), made at
+    # the same time; None or False: runs go through ``drive``.
+    entry: Any = field(default=None, compare=False, hash=False)
     # (extract, shared, twins), made on the first binding: a program compiled for a one-shot graph
     # never binds another iteration, so it never pays for them (time, and memory per node of a big
     # graph)

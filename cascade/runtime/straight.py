@@ -34,6 +34,7 @@ in turn, with no loop over extraction entries.
 
 from __future__ import annotations
 
+import re
 from keyword import iskeyword
 from typing import Any, Callable
 
@@ -81,7 +82,7 @@ from .program import (
     Program,
 )
 
-__all__ = ["MAX_STEPS", "straight_bind", "straight_walk"]
+__all__ = ["MAX_STEPS", "bind_checks", "straight_bind", "straight_run", "straight_walk"]
 
 MAX_STEPS = 64  # longer programs keep the walker (source and compile time grow with the steps)
 
@@ -141,6 +142,109 @@ def straight_walk(prog: Program, objs: list[Any]) -> Any:
                          parts[k][1] + [_keep(k)] + _rest(parts, k + 1), _then(n, k + 1))
     env = _define(src, name, env)
     return env["_start"], tuple(env[f"_finish{k}"] for k in range(n))
+
+
+def straight_run(prog: Program, objs: list[Any]) -> Any:
+    """A whole run of ``prog``'s template from ``engine.run`` on, written out, or ``None``.
+
+    ``async def run(engine, target)`` is what ``drive(engine, target)`` does for a target bound to
+    ``prog`` when ``drive`` would take the written-out walk at once (a hot engine, no params, no
+    events, no state backend, no inputs to check, no run-scope resources), in one coroutine: the
+    binder's checks, then the walk with each step's value in a local instead of a list, then the
+    run's end. Many small concurrent runs of one graph then cost one coroutine and no list each.
+    The run's context is made only when something needs it (a nested evaluation, a hand-over, the
+    run's end with a subscriber): a run's id is made on first read, so no one can tell.
+
+    Whatever the walk would not finish itself goes where ``drive`` sends it: a target that does
+    not bind, or a subscriber or state backend at the start, runs in ``drive``; a hand-over (a gate,
+    a suspended independent call) is awaited here as ``drive`` awaits it; a tail call continues in
+    ``drive`` on this run's context, at iteration 2.
+    """
+    walk = prog.straight
+    if not walk or type(walk) is tuple or not prog.binder or prog.checks_inputs or prog.run_resources:
+        return None
+    from .loop import BY_DRIVE, skipped_target  # loop imports this module
+
+    n = len(prog.steps)
+    env: dict[str, Any] = {
+        "_prog": prog, "_steps": prog.steps, "_Scheduler": Scheduler, "_advance": advance,
+        "_awaited": awaited, "_note_failure": note_failure, "_cancel_pending": cancel_pending,
+        "_returned_awaitable": returned_awaitable, "_NOT_AWAITABLE": NOT_AWAITABLE,
+        "_AWAITS": AWAITABLE_TYPES, "_LAZY": _LAZY_TYPES, "_skipped": skipped_target, "_BY_DRIVE": BY_DRIVE,
+        "_Miss": _Miss, "_name": prog.steps[-1].name,
+    }
+    checks = bind_checks(prog, env, "raise _Miss")
+    if checks is None:
+        return None
+    steps = []
+    for k, (entry, st, fast) in enumerate(zip(prog.walk, prog.steps, prog.fast)):
+        step = _step(k, entry, st, fast, objs[k], env, False)
+        if step is None:
+            return None
+        steps += step[0] + step[1] + [_keep(k)]
+    everything = ", ".join(f"o{p}" for p in range(n))
+    body = []
+    for line in steps:
+        line = _VALUE.sub(r"o\1", line)
+        line = _HANDOVER.sub(f"h = _Scheduler(_prog, (values := [{everything}]), "
+                             r"(ctx := ctx or engine._first_context()), False, 1, values, \1); break", line)
+        line = line.replace("ctx.evaluate(", "(ctx := ctx or engine._first_context()).evaluate(")
+        if _NOT_WRITTEN.search(_HANDOVERS.sub("", line)):
+            return None  # a step reads the values as a whole (resolved in general): the walk's list
+        body.append(line)
+    src = [
+        "async def run(engine, target):",
+        "    bus = engine.bus",
+        "    if bus.active or engine.state_backend is not None:",
+        "        return await engine.run(target, _BY_DRIVE)",
+        "    try:",
+        *("        " + line for line in checks),
+        "    except _Miss:",
+        "        return await engine.run(target, _BY_DRIVE)",
+        "    target = None",
+        "    engine.stats.hot_plan_hits += 1",
+        "    cm = engine.constraints",
+        "    ctx = h = failure = None",
+        "    try:",
+        "        at = 0",
+        "        try:",
+        "            while True:",
+        *("                " + line for line in body),
+        "                break",
+        "        except BaseException as exc:",
+        "            _note_failure(exc, _steps, at)",
+        "            raise",
+        f"        o = {' = '.join(f'o{p}' for p in range(n))} = None  # none kept while a tail call runs",
+        "        if h is not None:",
+        "            v, reason = await h.run()",
+        "            h = values = None",
+        "            if reason is not None:",
+        "                _skipped(_name, reason)",
+        "                return None",
+        "        if type(v) in _LAZY:",
+        "            engine.stats.tail_calls += 1",
+        "            v = await (ctx := ctx or engine._first_context()).evaluate(v)",
+        "    except BaseException as exc:",
+        "        failure = exc",
+        "        raise",
+        "    finally:",
+        "        if ctx is not None and (ctx._gens or ctx.values and bus.active):",
+        "            await engine._close_run(ctx, failure)",
+        "        elif engine.state_backend is not None or bus.active:",
+        "            engine._end_run(ctx or engine._first_context(), failure)",
+        "    return v",
+    ]
+    return _define(src, f"<cascade run of {prog.steps[-1].name}>", env)["run"]
+
+
+class _Miss(Exception):
+    """A target that does not bind to the written-out run's program (it runs in ``drive``)."""
+
+
+_VALUE = re.compile(r"\bvalues\[(\d+)\]")
+_HANDOVER = re.compile(r"return None, -2, _Scheduler\(_prog, values, ctx, False, iteration, values, (.*)\)$")
+_HANDOVERS = re.compile(r"h = _Scheduler\(.*; break$")
+_NOT_WRITTEN = re.compile(r"\b(values|iteration)\b")
 
 
 _INLINE = 8  # steps a function of the plain form writes out in place before calling the next finish
@@ -352,6 +456,36 @@ def _resolution(k: int, f: str, spec: Any, obj: Any, env: dict[str, Any]) -> str
             f"(({f}(*r[0], **r[1]) if r[1] else {f}(*r[0])) if r is not None else {call})")
 
 
+def bind_checks(prog: Program, env: dict[str, Any], miss: str) -> list[str] | None:
+    """The binder's reads and checks of ``target`` as lines of source: each node of the iteration in
+    a local ``o<position>``, and ``miss`` (a statement) where the iteration does not bind. ``None``:
+    a program that is not bound this way (see :func:`straight_bind`). Fills ``env``."""
+    n = len(prog.steps)
+    if (n < 2 or n > MAX_STEPS or not prog.calls_only or prog.bind_by_graph
+            or len(prog.extract) != n - 1):
+        return None
+    env["_deps_of"] = deps_of
+    last = n - 1
+    src = [f"o{last} = target", "try:", f"    if target[{TASK}] is not _t{last}:", f"        {miss}"]
+    env[f"_t{last}"] = prog.tasks[last]
+    for p, parent, i in prog.extract:
+        env[f"_t{p}"] = prog.tasks[p]
+        read = f"o{parent}[{i}]" if i > 0 else f"o{parent}[{DEPS}][{~i}]"
+        src += [
+            f"    o{p} = {read}",
+            f"    if o{p}[{SHAPE}] != {prog.shapes[p]!r} or o{p}[{TASK}] is not _t{p}:",
+            f"        {miss}",
+        ]
+    src += ["except (IndexError, AttributeError, TypeError):  # only on a hash collision between shapes",
+            f"    {miss}"]
+    for c, slot, p in prog.shared:
+        src += [f"if _deps_of(o{c})[{slot}] is not o{p}:", f"    {miss}"]
+    for group in prog.twins:
+        ids = ", ".join(f"id(o{p})" for p in group)
+        src += [f"if len({{{ids}}}) != {len(group)}:", f"    {miss}"]
+    return src
+
+
 def straight_bind(prog: Program) -> Callable[[Any, list[Any] | None], list[Any] | None] | None:
     """:func:`~cascade.runtime.binding.bind` for ``prog`` written out: ``binder(target, into)``
     gives what ``bind(prog, target, into)`` gives, or ``None`` for a program it does not write out
@@ -361,34 +495,11 @@ def straight_bind(prog: Program) -> Callable[[Any, list[Any] | None], list[Any] 
     the shared edges by identity and twin nodes for distinctness, as ``bind`` does.
     """
     n = len(prog.steps)
-    if (n < 2 or n > MAX_STEPS or not prog.calls_only or prog.bind_by_graph
-            or len(prog.extract) != n - 1):
+    env: dict[str, Any] = {}
+    checks = bind_checks(prog, env, "return None")
+    if checks is None:
         return None
-    env: dict[str, Any] = {"_deps_of": deps_of}
-    last = n - 1
-    src = [
-        "def binder(target, into):",
-        f"    o{last} = target",
-        "    try:",
-        f"        if target[{TASK}] is not _t{last}:",
-        "            return None",
-    ]
-    env[f"_t{last}"] = prog.tasks[last]
-    for p, parent, i in prog.extract:
-        env[f"_t{p}"] = prog.tasks[p]
-        read = f"o{parent}[{i}]" if i > 0 else f"o{parent}[{DEPS}][{~i}]"
-        src += [
-            f"        o{p} = {read}",
-            f"        if o{p}[{SHAPE}] != {prog.shapes[p]!r} or o{p}[{TASK}] is not _t{p}:",
-            "            return None",
-        ]
-    src += ["    except (IndexError, AttributeError, TypeError):  # only on a hash collision between shapes",
-            "        return None"]
-    for c, slot, p in prog.shared:
-        src += [f"    if _deps_of(o{c})[{slot}] is not o{p}:", "        return None"]
-    for group in prog.twins:
-        ids = ", ".join(f"id(o{p})" for p in group)
-        src += [f"    if len({{{ids}}}) != {len(group)}:", "        return None"]
+    src = ["def binder(target, into):", *("    " + line for line in checks)]
     src += [f"    if into is not None and len(into) == {n}:"]
     src += [f"        into[{p}] = o{p}" for p in range(n)]
     src += ["        return into", f"    return [{', '.join(f'o{p}' for p in range(n))}]"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import sys
 
 import pytest
 
@@ -28,9 +29,21 @@ def countdown(n):
     return countdown(n - 1) if n else "done"
 
 
-def test_engine_run_is_a_coroutine_function():
-    assert inspect.iscoroutinefunction(cs.Engine.run)
-    assert inspect.iscoroutinefunction(cs.Engine().run)
+@pytest.mark.asyncio
+async def test_engine_run_gives_a_coroutine_on_both_entries():
+    # drive for a new template, the written-out run (Program.entry) for one the engine ran before
+    engine = cs.Engine()
+    for expected in ("done", "done", "done"):
+        run = engine.run(countdown(2))
+        assert inspect.iscoroutine(run)
+        assert await run == expected
+    assert engine.stats.hot_plan_hits > 0
+    unawaited = engine.run(add(1, 2))
+    assert inspect.iscoroutine(unawaited)
+    unawaited.close()  # nothing ran: closing it is all it takes
+    if sys.version_info >= (3, 12):
+        assert inspect.iscoroutinefunction(cs.Engine.run)
+        assert inspect.iscoroutinefunction(cs.Engine().run)
 
 
 @pytest.mark.asyncio
