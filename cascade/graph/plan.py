@@ -71,7 +71,8 @@ def _stages_by_level(graph: Graph) -> ExecutionPlan:
     stage in index order. No cycle is possible."""
     level: list[int] = []
     stages: list[list[int]] = []
-    for i, node in enumerate(graph.nodes):
+    for node in graph.nodes:
+        i = node.index  # the graph's own int (a big graph keeps one per node, not one per pass)
         deps = node.deps
         if not deps:
             k = 0

@@ -402,7 +402,7 @@ class Scheduler:
     __slots__ = (
         "prog", "steps", "objs", "ctx", "full", "flow", "iteration", "bus", "values", "skipped",
         "last", "needed", "chosen", "inflight", "failure", "waker", "inline", "inline_task",
-        "interrupted", "state", "waiting", "heap", "loop", "routers",
+        "interrupted", "state", "waiting", "heap", "loop", "routers", "consumers",
     )
 
     def __init__(self, prog: Program, objs: list[Any], ctx: RunContext, full: bool, iteration: int,
@@ -422,6 +422,7 @@ class Scheduler:
         self.skipped: list[str | None] = [None] * n
         self.last = n - 1
         self.routers = prog.has_routers
+        self.consumers = prog.consumers
         # Router bookkeeping exists only where a Router does (every step is needed otherwise).
         self.needed = list(prog.needed) if self.routers else prog.needed
         self.chosen = [-1] * n if self.routers else []
@@ -798,12 +799,12 @@ class Scheduler:
     def _release(self, p: int) -> None:
         steps, waiting, state = self.steps, self.waiting, self.state
         if not self.routers:
-            for c in steps[p].consumers:
+            for c in self.consumers[p]:
                 waiting[c] -= 1
                 if waiting[c] == 0 and state[c] == PENDING:
                     heappush(self.heap, c)
             return
-        for c in steps[p].consumers:
+        for c in self.consumers[p]:
             cs = steps[c]
             if cs.kind == ROUTER and p != cs.deps[0]:
                 if self.chosen[c] == p and state[c] == ROUTING:
@@ -825,7 +826,7 @@ class Scheduler:
         except Exception as exc:  # its __hash__ or __eq__ raised: no route can be told apart
             r, why = -1, f" (looking it up raised {type(exc).__name__}: {exc})"
         if r < 0:
-            consumers = ", ".join(sorted({self.steps[c].name for c in st.consumers})) or "the target"
+            consumers = ", ".join(sorted({self.steps[c].name for c in self.consumers[p]})) or "the target"
             self._fail(RouteError(
                 f"Router selector returned {_safe_repr(key)}, which has no route{why} "
                 f"(routes: {', '.join(_safe_repr(k) for k in st.routes)}; used by {consumers})"

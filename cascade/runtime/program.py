@@ -73,7 +73,6 @@ class Step:
     after: tuple[int, ...]
     seq: tuple[int, ...]
     inputs: tuple[int, ...]  # unique positions this step waits for (router: the selector only)
-    consumers: tuple[int, ...]  # unique positions waiting for this step
     routes: dict[Any, int] | None  # router: route key -> position
     governed: bool  # needs the governed path even on the hot path
     retry: Any
@@ -94,7 +93,6 @@ class Program:
     """A compiled iteration plan, shared by every run of one engine (never mutated)."""
 
     steps: tuple[Step, ...]
-    fast: tuple[tuple[Any, ...], ...]  # per step (kind, fn, is_async, arg mode, arg spec, name, tail_dependent)
     walk: tuple[tuple[Any, ...], ...]  # per step (op, fn, spec, name, not the last step)
     order: tuple[int, ...]  # canonical graph index of each step
     template_id: str
@@ -136,6 +134,8 @@ class Program:
     # never binds another iteration, so it never pays for them (time, and memory per node of a big
     # graph)
     _bindings: Any = field(default=None, compare=False, hash=False)
+    _consumers: Any = field(default=None, compare=False, hash=False)  # see ``consumers``
+    _fast: Any = field(default=None, compare=False, hash=False)  # see ``fast``
 
     @property
     def size(self) -> int:
@@ -157,6 +157,27 @@ class Program:
     def twins(self) -> tuple[tuple[int, ...], ...]:
         """Groups of positions sharing a shape: binding checks that they stay distinct objects."""
         return (self._bindings or self._make_bindings())[2]
+
+    @property
+    def fast(self) -> tuple[tuple[Any, ...], ...]:
+        """Per step ``(kind, fn, is_async, arg mode, arg spec, name, tail_dependent)``: the walker's
+        view of each step. A walk entry of a general step holds its tuple; the others (a chain's
+        awaited steps, maps) say all of it, so it is made from them on first use: a one-shot chain
+        keeps one tuple per step, not two."""
+        fast = self._fast
+        if fast is None:
+            fast = self._fast = tuple(_fast_of(entry, st) for entry, st in zip(self.walk, self.steps))
+        return fast
+
+    @property
+    def consumers(self) -> tuple[tuple[int, ...], ...]:
+        """Per position, the positions waiting for it, ascending and unique (a Router's route edges
+        included). Only a scheduler reads them: made on its first use, so a program the walker runs
+        (a one-shot chain or map) never pays for them."""
+        consumers = self._consumers
+        if consumers is None:
+            consumers = self._consumers = _consumers_of(self.steps)
+        return consumers
 
     def _make_bindings(self) -> tuple[Any, Any, Any]:
         bindings = self._bindings = (*_extraction(self.steps, len(self.steps), self.at_of), _twins(self.shapes))
@@ -180,6 +201,21 @@ def _markers(obj: LazyResult) -> list[tuple[str, Marker]]:
     return out
 
 
+def _consumers_of(steps: tuple[Step, ...]) -> tuple[tuple[int, ...], ...]:
+    """``Program.consumers``: each step is added to the list of each of its inputs (a Router to
+    its routes' too), in position order."""
+    consumers: list[list[int] | None] = [None] * len(steps)
+    for p, st in enumerate(steps):
+        ins = (*st.inputs, *st.deps[1:]) if st.kind == ROUTER else st.inputs
+        for d in ins:
+            lst = consumers[d]
+            if lst is None:
+                consumers[d] = [p]
+            elif lst[-1] != p:
+                lst.append(p)
+    return tuple(() if c is None else tuple(c) for c in consumers)
+
+
 def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Resource],
                     capacities: dict[str, float] | None = None,
                     remote: Callable[[Any], Any] | None = None) -> Program:
@@ -199,15 +235,15 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     gnodes = graph.nodes
     pos_of = [0] * len(gnodes)  # canonical index -> plan position
     for p, canon in enumerate(order):
-        pos_of[canon] = p
+        # ints above 256 are objects: where the position is the graph's index (a chain, a map),
+        # the graph's int serves, and every use below reads it from here (28 bytes per node less)
+        pos_of[canon] = canon if canon == p else p
     nodes = [gnodes[c] for c in order]
-    # consumers[d]: the positions waiting for d, ascending (positions are visited in order)
-    consumers: list[list[int] | None] = [None] * n
     params: dict[str, Param] = {}
     envs: dict[str, Env] = {}
     run_res: dict[str, None] = {}
     no_capacity: list[tuple[Any, tuple[str, ...]]] = []
-    # One step per node; ``consumers`` and ``tail_dependent`` are set once every step is known.
+    # One step per node; ``tail_dependent`` is set once every step is known.
     steps: list[Step] = []
     has_routers = False
     pure_tasks: list[Any] = []
@@ -216,7 +252,8 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     # those argument positions (None: all of them)
     at_of: list[Any] = [False] * n
     position = pos_of.__getitem__
-    for p, node in enumerate(nodes):
+    for canon, node in zip(order, nodes):
+        p = pos_of[canon]
         obj = node.obj
         cdeps = node.deps
         deps: tuple[int, ...]
@@ -230,20 +267,14 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
             inputs = deps if len(deps) < 2 else tuple(dict.fromkeys(deps))
         kind = node.kind
         if kind == "map":
-            step = Step(p, MAP, node.name, None, None, False, 0, (), deps, len(deps), -1, (), (), inputs, (),
+            step = Step(p, MAP, node.name, None, None, False, 0, (), deps, len(deps), -1, (), (), inputs,
                        None, False, None, False, (), False, (), (), (), None, False)
         elif kind == "router":
             has_routers = True
             routes = {key: deps[1 + i] for i, key in enumerate(obj.keys)}
             inputs = (deps[0],)
-            step = Step(p, ROUTER, node.name, None, None, False, 0, (), deps, 1, -1, (), (), inputs, (),
+            step = Step(p, ROUTER, node.name, None, None, False, 0, (), deps, 1, -1, (), (), inputs,
                        routes, False, None, False, (), False, (), (), (), None, False)
-            for d in deps[1:]:
-                lst = consumers[d]
-                if lst is None:
-                    consumers[d] = [p]
-                elif lst[-1] != p:
-                    lst.append(p)
         else:
             task = obj[TASK]
             pol = obj[POLICY]
@@ -266,16 +297,10 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
             if pol is None and mode != 2 and not task.injected and not task.offload and rem is None:
                 # the common call: no policy, marker or resource; nothing to check
                 step = Step(p, CALL, node.name, task, task.fn, task.is_async, mode, subs, deps, nd, -1, (), (),
-                           inputs, (), None, False, None, False, (), False, (), (), (), None, False)
+                           inputs, None, False, None, False, (), False, (), (), (), None, False)
             else:
                 step = _general_call(p, node, obj, task, pol or _NO_POLICIES, mode, nd, subs, deps, inputs,
                                     rem, pos_of, resources, capacities, params, envs, run_res, no_capacity)
-        for d in inputs:
-            lst = consumers[d]
-            if lst is None:
-                consumers[d] = [p]
-            elif lst[-1] != p:
-                lst.append(p)
         steps.append(step)
 
     if (n == 1 and steps[0].kind == CALL and not steps[0].governed and steps[0].cond < 0 and not params and not envs
@@ -301,7 +326,6 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     # A route edge is not a dependency (a Router waits only for the route it picks), so it does not
     # count here: awaiting a call inline must never hold back a Router's consumers.
     desc_count = _descendant_counts(steps, n)
-    fast_entries = []
     walk = []
     waiting0 = []
     ready0 = []
@@ -310,9 +334,6 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     calls_only = True
     last = n - 1
     for p, st in enumerate(steps):
-        c = consumers[p]
-        if c is not None:
-            st.consumers = tuple(c)
         st.tail_dependent = desc_count[p] == last - p
         if st.cond >= 0 or st.seq:
             has_flow = True
@@ -321,7 +342,6 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         if st.kind != CALL:
             calls_only = False
         fast = _fast_entry(st, nodes[p].obj)
-        fast_entries.append(fast)
         walk.append(_walk_entry(fast, p == last))
         waiting0.append(len(st.inputs))
         if not st.inputs and needed[p]:
@@ -329,7 +349,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     bind_by_graph = len(pure_tasks) != len(set(map(id, pure_tasks))) or graph.pure_merges > 0
     shapes = tuple([nd.obj._shape for nd in nodes])
     return Program(
-        steps=tuple(steps), fast=tuple(fast_entries), walk=tuple(walk),
+        steps=tuple(steps), walk=tuple(walk),
         order=order, template_id=graph.template_id, shape=shapes[-1], simple=not has_flow and not governed,
         single=n == 1 and steps[0].kind == CALL,
         calls_only=calls_only,
@@ -350,8 +370,8 @@ def _single_plain(step: Step, node: Any, template_id: str) -> Program:
     fast = _fast_entry(step, obj)
     shape = obj._shape
     return Program(
-        (step,), (fast,), (_walk_entry(fast, True),), (0,), template_id, shape, True, True, True,
-        False, (True,), (0,), (0,), (False,), (shape,), False, False, (), (), (), (),
+        (step,), (_walk_entry(fast, True),), (0,), template_id, shape, True, True, True,
+        False, (True,), (0,), (0,), (False,), (shape,), False, False, (), (), (), (), _fast=(fast,),
     )
 
 
@@ -403,9 +423,25 @@ def _general_call(p: int, node: Any, obj: Any, task: Any, pol: Any, mode: int, n
     governed = bool(pol.retry or pol.cache is not None or constraints or task.offload
                     or tasks or rem is not None)
     return Step(p, CALL, node.name, task, task.fn, task.is_async, mode, subs, deps, nd, cond,
-                tuple(pos_of[c] for c in node.after), tuple(pos_of[c] for c in node.seq), inputs, (),
+                tuple(pos_of[c] for c in node.after), tuple(pos_of[c] for c in node.seq), inputs,
                 None, governed, pol.retry, pol.cache is not None, constraints, task.offload, runs, tasks,
                 injected, rem, False)
+
+
+def _fast_of(entry: tuple[Any, ...], st: Step) -> tuple[Any, ...]:
+    """The fast entry that ``_walk_entry`` made ``entry`` from (see ``Program.fast``)."""
+    op, fn, spec, name, _ = entry
+    if op == OP_GENERAL:
+        return spec
+    if op == OP_MAP:
+        return (MAP, None, False, A_MAP, spec, name, st.tail_dependent)
+    if op == OP_AWAIT_ONE:
+        return (CALL, fn, True, A_ONE, spec, name, True)
+    if op == OP_AWAIT_KW1:
+        return (CALL, fn, True, A_KW1, spec, name, True)
+    if op == OP_AWAIT_LIST1:
+        return (CALL, fn, True, A_SEQ1, (False, (spec,)), name, True)
+    return (CALL, fn, True, A_SEQ1, spec, name, True)  # OP_AWAIT_SEQ1
 
 
 def _walk_entry(fast: tuple[Any, ...], is_last: bool) -> tuple[Any, ...]:

@@ -211,3 +211,68 @@ async def test_binding_paths_are_made_on_the_first_binding_only():
     assert prog.twins, "the two calls inc(k) (in the chain, in after) share a shape: binding checks them apart"
     assert prog.shared, "the call reading one node twice is checked by identity"
     assert len(prog.extract) == prog.size - 1
+
+
+@cs.task
+async def anext_(x):
+    return x + 1
+
+
+@cs.task
+async def akw(*, x):
+    return x
+
+
+@cs.task
+async def alist(xs):
+    return sum(xs)
+
+
+@cs.task
+def pick(x):
+    return "a" if x % 2 else "b"
+
+
+def _awaited_chain(k):
+    """Every awaited kind of walk entry: by position, by keyword, a list of one, a tuple."""
+    return alist((alist([akw(x=anext_(anext_(k)))]),))
+
+
+def _flow(k):
+    """A map, general calls, a Router with its routes."""
+    a = anext_(k)
+    m = alist(inc.map(x=[1, 2, 3]))
+    r = cs.Router(pick(a), {"a": inc(a), "b": inc(m)})
+    return pair(pair(a, m), r)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("make", [_awaited_chain, _flow])
+async def test_fast_entries_and_consumers_made_on_first_use_equal_the_compiled_ones(make):
+    # A program keeps the walk entries only; the walker's fast entries and the scheduler's
+    # consumers are made from them when first read. They must equal what compile would make.
+    from cascade.runtime.program import (
+        OP_AWAIT_KW1,
+        OP_AWAIT_LIST1,
+        OP_AWAIT_ONE,
+        OP_AWAIT_SEQ1,
+        OP_MAP,
+        ROUTER,
+        _fast_entry,
+    )
+
+    engine = cs.Engine()
+    prog, objs = engine._compile(make(1))
+    assert prog._fast is None and prog._consumers is None
+    assert prog.fast == tuple(_fast_entry(st, o) for st, o in zip(prog.steps, objs))
+    ops = {entry[0] for entry in prog.walk}
+    if make is _awaited_chain:
+        assert {OP_AWAIT_ONE, OP_AWAIT_KW1, OP_AWAIT_LIST1, OP_AWAIT_SEQ1} <= ops, ops
+    else:
+        assert OP_MAP in ops and prog.has_routers
+    expected: list[list[int]] = [[] for _ in prog.steps]
+    for p, st in enumerate(prog.steps):
+        for d in sorted(set(st.inputs) | (set(st.deps[1:]) if st.kind == ROUTER else set())):
+            expected[d].append(p)
+    assert prog.consumers == tuple(map(tuple, expected))
+    assert await engine.run(make(1)) == await cs.Engine(hot_plans=False).run(make(1))
