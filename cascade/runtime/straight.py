@@ -131,7 +131,8 @@ def straight_walk(prog: Program, objs: list[Any]) -> Any:
         parts.append(step)
     name = f"<cascade walk of {prog.steps[-1].name}>"
     if not plain:
-        body = [line for k, (start, finish) in enumerate(parts) for line in start + finish + [_keep(k)]]
+        # (a finish's first line sets ``at`` again, for the plain form's functions: the start's here)
+        body = [line for k, (start, finish) in enumerate(parts) for line in start + finish[1:] + [_keep(k)]]
         src = _function("async def walk(values, ctx, cm, iteration)", body, "return v, -1, None")
         return _define(src, name, env)["walk"]
     # Each function goes on through the steps that follow in place, up to _INLINE of them, rather
@@ -181,7 +182,13 @@ def straight_run(prog: Program, objs: list[Any]) -> Any:
         step = _step(k, entry, st, fast, objs[k], env, False)
         if step is None:
             return None
-        steps += step[0] + step[1] + [_keep(k)]
+        lines = step[0] + step[1][1:] + [_keep(k)]  # (the finish's ``at``: the start's)
+        read = f"o = values[{k}]"
+        if read in lines:  # the step's own lazy result read as a local of its own, not ``o``
+            rest = [line for line in lines if line != read]
+            if not any(_BARE_O.search(line) for line in rest):
+                lines = [_O_ITEM.sub(f"o{k}[", line) for line in rest]
+        steps += lines
     everything = ", ".join(f"o{p}" for p in range(n))
     body = []
     for line in steps:
@@ -214,7 +221,6 @@ def straight_run(prog: Program, objs: list[Any]) -> Any:
         "        except BaseException as exc:",
         "            _note_failure(exc, _steps, at)",
         "            raise",
-        f"        o = {' = '.join(f'o{p}' for p in range(n))} = None  # none kept while a tail call runs",
         "        if h is not None:",
         "            v, reason = await h.run()",
         "            h = values = None",
@@ -223,6 +229,7 @@ def straight_run(prog: Program, objs: list[Any]) -> Any:
         "                return None",
         "        if type(v) in _LAZY:",
         "            engine.stats.tail_calls += 1",
+        f"            o = {' = '.join(f'o{p}' for p in range(n))} = None  # none kept while the loop runs",
         "            v = await (ctx := ctx or engine._first_context()).evaluate(v)",
         "    except BaseException as exc:",
         "        failure = exc",
@@ -245,6 +252,8 @@ _VALUE = re.compile(r"\bvalues\[(\d+)\]")
 _HANDOVER = re.compile(r"return None, -2, _Scheduler\(_prog, values, ctx, False, iteration, values, (.*)\)$")
 _HANDOVERS = re.compile(r"h = _Scheduler\(.*; break$")
 _NOT_WRITTEN = re.compile(r"\b(values|iteration)\b")
+_O_ITEM = re.compile(r"\bo\[")
+_BARE_O = re.compile(r"\bo\b(?!\[)")
 
 
 _INLINE = 8  # steps a function of the plain form writes out in place before calling the next finish
