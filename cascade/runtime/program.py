@@ -10,6 +10,7 @@ same program with every check switched on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Callable, Sequence
 
 from ..errors import ResourceError
@@ -50,7 +51,26 @@ A_LIT, A_LIT_KW, A_ONE, A_ALL, A_SUBS, A_GENERAL, A_MAP, A_RESOLVE, A_KW1, A_SEQ
 OP_AWAIT_ONE, OP_MAP, OP_GENERAL, OP_AWAIT_KW1, OP_AWAIT_SEQ1, OP_AWAIT_LIST1 = range(6)
 
 
-# Not ``frozen``: a frozen dataclass sets its 26 fields through ``object.__setattr__`` (~5 us per
+@dataclass(frozen=True, slots=True)
+class StepExtras:
+    """The parts of a step that a plain call (no policy, resource, router or remote executor) does
+    not have: one shared ``PLAIN`` serves all of those, so a big graph keeps 64 bytes less per step."""
+
+    routes: dict[Any, int] | None = None  # router: route key -> position
+    retry: Any = None
+    cached: bool = False
+    constraints: tuple[tuple[str, float], ...] = ()
+    offload: bool = False
+    run_resources: tuple[str, ...] = ()  # in dependency order, those task resources inject included
+    task_resources: tuple[str, ...] = ()  # in dependency order
+    injected: tuple[tuple[str, str], ...] = ()  # (parameter, resource) from ``cs.inject`` defaults
+    remote: Any = None  # the RemoteExecutor that runs this call's body; None: in this process
+
+
+PLAIN = StepExtras()
+
+
+# Not ``frozen``: a frozen dataclass sets its fields through ``object.__setattr__`` (~5 us per
 # step, the largest part of compiling a big graph); steps are still never changed once compiled.
 @dataclass(slots=True, unsafe_hash=True)
 class Step:
@@ -73,17 +93,20 @@ class Step:
     after: tuple[int, ...]
     seq: tuple[int, ...]
     inputs: tuple[int, ...]  # unique positions this step waits for (router: the selector only)
-    routes: dict[Any, int] | None  # router: route key -> position
     governed: bool  # needs the governed path even on the hot path
-    retry: Any
-    cached: bool
-    constraints: tuple[tuple[str, float], ...]
-    offload: bool
-    run_resources: tuple[str, ...]  # in dependency order, those task resources inject included
-    task_resources: tuple[str, ...]  # in dependency order
-    injected: tuple[tuple[str, str], ...]  # (parameter, resource) from ``cs.inject`` defaults
-    remote: Any  # the RemoteExecutor that runs this call's body; None: in this process
+    extras: StepExtras  # what most steps have none of (``PLAIN``), shared by them
     tail_dependent: bool  # every later step depends on this one: awaiting it inline loses no overlap
+
+    # read through to ``extras`` (C-level getters, no Python frame per read)
+    routes = property(attrgetter("extras.routes"))
+    retry = property(attrgetter("extras.retry"))
+    cached = property(attrgetter("extras.cached"))
+    constraints = property(attrgetter("extras.constraints"))
+    offload = property(attrgetter("extras.offload"))
+    run_resources = property(attrgetter("extras.run_resources"))
+    task_resources = property(attrgetter("extras.task_resources"))
+    injected = property(attrgetter("extras.injected"))
+    remote = property(attrgetter("extras.remote"))
 
 
 # Not ``frozen`` (25 fields through ``object.__setattr__`` cost ~5 us, a fifth of a slow-path
@@ -268,13 +291,13 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         kind = node.kind
         if kind == "map":
             step = Step(p, MAP, node.name, None, None, False, 0, (), deps, len(deps), -1, (), (), inputs,
-                       None, False, None, False, (), False, (), (), (), None, False)
+                        False, PLAIN, False)
         elif kind == "router":
             has_routers = True
             routes = {key: deps[1 + i] for i, key in enumerate(obj.keys)}
             inputs = (deps[0],)
             step = Step(p, ROUTER, node.name, None, None, False, 0, (), deps, 1, -1, (), (), inputs,
-                       routes, False, None, False, (), False, (), (), (), None, False)
+                        False, StepExtras(routes=routes), False)
         else:
             task = obj[TASK]
             pol = obj[POLICY]
@@ -297,7 +320,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
             if pol is None and mode != 2 and not task.injected and not task.offload and rem is None:
                 # the common call: no policy, marker or resource; nothing to check
                 step = Step(p, CALL, node.name, task, task.fn, task.is_async, mode, subs, deps, nd, -1, (), (),
-                           inputs, None, False, None, False, (), False, (), (), (), None, False)
+                            inputs, False, PLAIN, False)
             else:
                 step = _general_call(p, node, obj, task, pol or _NO_POLICIES, mode, nd, subs, deps, inputs,
                                     rem, pos_of, resources, capacities, params, envs, run_res, no_capacity)
@@ -424,8 +447,8 @@ def _general_call(p: int, node: Any, obj: Any, task: Any, pol: Any, mode: int, n
                     or tasks or rem is not None)
     return Step(p, CALL, node.name, task, task.fn, task.is_async, mode, subs, deps, nd, cond,
                 tuple(pos_of[c] for c in node.after), tuple(pos_of[c] for c in node.seq), inputs,
-                None, governed, pol.retry, pol.cache is not None, constraints, task.offload, runs, tasks,
-                injected, rem, False)
+                governed, StepExtras(None, pol.retry, pol.cache is not None, constraints, task.offload, runs,
+                                     tasks, injected, rem), False)
 
 
 def _fast_of(entry: tuple[Any, ...], st: Step) -> tuple[Any, ...]:
