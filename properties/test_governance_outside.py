@@ -1,5 +1,5 @@
 """Constraints set, changed and cleared from outside while hot loops run are honoured alike on the
-hot and the slow path.
+hot and the slow path, and in runs that start in a template's written-out run (``Program.entry``).
 
 A generated schedule of pauses, resumes, concurrency and rate limits (with and without TTLs, on
 ``global`` and ``task:<glob>`` scopes) is applied by a controller coroutine while a few tail-call
@@ -224,12 +224,23 @@ def _starts() -> int:
     return MON.started
 
 
-async def _drive(engine: cs.Engine, sched: Schedule) -> list[Any]:
+def _first_iteration(n: int, s: int) -> Any:
+    """What ``gw_chain(n, 0, s)`` or ``gw_loop(n, 0, s)`` returns (``n > 0``): a run started from
+    it on an engine that ran the loop before takes the template's written-out run (``Program.entry``)."""
+    if n % 2:
+        v = gw_store(gw_fetch_more(gw_fetch(n, s), s), s)
+        return gw_chain(n - 1, gw_join(0, v, v, v), s)
+    return gw_loop(n - 1, gw_join(0, gw_fetch(n, s), gw_fetch_more(n, s), gw_store(n, s)), s)
+
+
+async def _drive(engine: cs.Engine, sched: Schedule, warm: bool = False) -> list[Any]:
     listener = ConstraintListener(engine.constraints, engine.connector)
     if sched.via_topics:
         await listener.start()
     # a loop of an odd number of iterations runs its calls one after another (gw_chain)
-    runs = [asyncio.ensure_future(engine.run((gw_chain if n % 2 else gw_loop)(n, 0, s))) for n, s in sched.loops]
+    runs = [asyncio.ensure_future(engine.run(_first_iteration(n, s) if warm else
+                                             (gw_chain if n % 2 else gw_loop)(n, 0, s)))
+            for n, s in sched.loops]
     expected: dict[tuple[str, str], tuple[Any, Any]] = {}  # (scope, kind) -> (settings, ttl)
     for delay, action in sched.actions:
         # let ``delay`` calls start under the constraints in force (each new state gets exercised),
@@ -311,17 +322,20 @@ def check_log(log: list[tuple[Any, ...]], label: str) -> None:
 
 def check_governance(sched: Schedule) -> None:
     expected = [sum(3 * k for k in range(1, n + 1)) for n, _ in sched.loops]
-    for hot in (True, False):
-        label = "hot" if hot else "slow"
-        engine = cs.Engine(hot_plans=hot)
+    # "warm": a hot engine that ran every loop once before, each run started from its loop's first
+    # iteration of calls, so that runs begin in the written-out run of a template (``Program.entry``)
+    for label in ("hot", "warm", "slow"):
+        engine = cs.Engine(hot_plans=label != "slow")
+        if label == "warm":
+            assert asyncio.run(_drive(engine, Schedule(sched.loops, ()))) == expected
         MON.log.clear()
-        values = asyncio.run(_drive(engine, sched))
+        values = asyncio.run(_drive(engine, sched, warm=label == "warm"))
         assert values == expected, f"{label}: {values} != {expected}"
         check_log(MON.log, label)
         cm = engine.constraints
         assert cm.waiting == 0 and cm._running == {} and not cm.gating, (
             f"{label}: left behind: waiting={cm.waiting} running={cm._running}")
-        if hot and max(n for n, _ in sched.loops) > 2:
+        if label == "hot" and max(n for n, _ in sched.loops) > 2:
             assert engine.stats.hot_plan_hits > 0, "the hot engine never took a hot plan"
 
 

@@ -358,6 +358,34 @@ def test_catches_a_written_out_run_that_loses_the_context_of_its_tail_calls(monk
     assert rewritten
 
 
+def test_catches_a_written_out_run_that_checks_the_gates_only_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A template's run written out from engine.run checks for a pause or limit before its first
+    # step only (the loop's own walks stay right): a change made from outside while such a run's
+    # first iteration waits does not hold back its next call (the property's warm runs).
+    import cascade.runtime.straight as straight_mod
+
+    from .test_governance_outside import EXAMPLES as OUTSIDE_EXAMPLES
+    from .test_governance_outside import check_governance as check_outside
+    from .test_governance_outside import schedules
+
+    original_compile = compile
+    rewritten = []
+
+    def compile_(source: str, filename: str, mode: str) -> Any:
+        if filename.startswith("<cascade run of"):
+            lines = source.split("\n")
+            gates = [i for i, line in enumerate(lines) if line.strip() == "if cm.gating:"]
+            if len(gates) > 1:
+                rewritten.append(filename)
+                drop = {j for i in gates[1:] for j in (i, i + 1)}
+                source = "\n".join(line for j, line in enumerate(lines) if j not in drop)
+        return original_compile(source, filename, mode)
+
+    monkeypatch.setattr(straight_mod, "compile", compile_, raising=False)
+    expect_counterexample(check_outside, schedules(), OUTSIDE_EXAMPLES)
+    assert rewritten
+
+
 # -- issue 9: one injected bug (at least) per family the suite must catch --------------------------
 # governance on the hot path (properties/test_governance.py, test_machine.py)
 
