@@ -24,6 +24,12 @@ bound to the previous program and its written-out walk runs at once, skipping th
 program, path and resources, which cannot change for it (the lane is only set for a program with no
 inputs to check, no state backend and its resources set up; events are checked every time).
 
+A template walked straight through before also gets its whole run written out (``Program.entry``,
+``straight_run``): ``engine.run`` returns that coroutine instead of this one for a new run of it
+(no params), and it hands back here what it does not finish itself (a target that does not bind,
+a subscriber or state backend at its start, a tail call); a run whose coroutine was made before the
+entry existed moves to the entry when it starts.
+
 Plan order is the order in which the scheduler starts steps that complete inline (lowest ready
 position first), so both walkers run the same calls in the same order and emit the same events.
 
