@@ -268,3 +268,26 @@ async def test_an_entry_keeps_nothing_of_its_iteration_while_a_tail_call_runs() 
     assert boxes[0]() is None  # the tail call waits; the first iteration's values are gone
     gate.set()
     assert await run == 1
+
+
+@pytest.mark.asyncio
+async def test_a_run_made_before_its_templates_entry_existed_moves_to_it_when_it_starts() -> None:
+    import sys
+
+    stacks: list[list[str]] = []
+
+    @cs.task
+    async def where(x: int) -> int:
+        frame, names = sys._getframe(), []
+        while frame is not None:
+            names.append(frame.f_code.co_filename)
+            frame = frame.f_back
+        stacks.append(names)
+        return x
+
+    engine = cs.Engine()
+    runs = [engine.run(add(where(i), 1)) for i in range(3)]  # all made before anything compiled
+    assert not any(_is_entry(r) for r in runs)
+    assert [await r for r in runs] == [1, 2, 3]  # compiled, first hit (written out), then the entry
+    in_entry = [any(n.startswith("<cascade run of") for n in names) for names in stacks]
+    assert in_entry == [False, False, True]
