@@ -291,3 +291,34 @@ async def test_a_run_made_before_its_templates_entry_existed_moves_to_it_when_it
     assert [await r for r in runs] == [1, 2, 3]  # compiled, first hit (written out), then the entry
     in_entry = [any(n.startswith("<cascade run of") for n in names) for names in stacks]
     assert in_entry == [False, False, True]
+
+
+@pytest.mark.asyncio
+async def test_cancelling_an_entry_run_cancels_its_waiting_call_and_frees_its_slot() -> None:
+    closed: list[int] = []
+    gate = asyncio.Event()
+
+    @cs.task
+    async def held(x: int) -> int:
+        try:
+            if x:
+                await gate.wait()
+            return x
+        finally:
+            closed.append(x)
+
+    engine = cs.Engine()
+    engine.set_concurrency_limit(held, 1)
+    await _warm(engine, lambda i: add(held(0), i))
+    closed.clear()
+    run = engine.run(add(held(1), 1))
+    assert _is_entry(run)
+    task = asyncio.ensure_future(run)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert closed == [1]  # the waiting call was cancelled, its finally ran
+    assert await engine.run(add(held(0), 5)) == 5  # the limit's slot was given back
+    assert engine.constraints.waiting == 0
