@@ -38,6 +38,7 @@ from .program import Program, compile_program
 from .remote import remote_resolver
 from .state import StateBackend
 from .stats import EngineStats
+from .straight import straight_run
 
 __all__ = ["Engine", "run"]
 
@@ -149,10 +150,27 @@ class Engine:
         if params is None and type(target) is LazyResult:
             shape = target[SHAPE]
             bucket = self._plans.get(shape)
-            if bucket is not None and (entry := bucket[0].entry):
-                self._plans.move_to_end(shape)
-                return entry(self, target)
+            if bucket is not None:
+                entry = bucket[0].entry
+                if entry is None:
+                    entry = self._write_entry(bucket[0], target)
+                if entry:
+                    self._plans.move_to_end(shape)
+                    return entry(self, target)
         return drive(self, target, params)
+
+    def _write_entry(self, prog: Program, target: Any) -> Any:
+        """``prog.entry`` for a run starting with ``target`` (bound to ``prog``): written out the
+        first time a run starts with a template whose walk was written out (a template that is only
+        ever a loop's later iteration never gets one), ``False`` when it cannot be. ``None``: not
+        yet (the template has not been hit, or ``target`` does not bind)."""
+        if not prog.straight:
+            return None if prog.straight is None else False
+        objs = prog.binder(target, None) if prog.binder else None
+        if objs is None:
+            return None if prog.binder else False
+        entry = prog.entry = straight_run(prog, objs) or False
+        return entry
 
     if hasattr(inspect, "markcoroutinefunction"):  # Python 3.12+: introspection sees what it gives
         run = inspect.markcoroutinefunction(run)

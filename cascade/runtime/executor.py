@@ -402,7 +402,7 @@ class Scheduler:
     __slots__ = (
         "prog", "steps", "objs", "ctx", "full", "flow", "iteration", "bus", "values", "skipped",
         "last", "needed", "chosen", "inflight", "failure", "waker", "inline", "inline_task",
-        "interrupted", "state", "waiting", "heap", "loop", "routers", "consumers",
+        "interrupted", "state", "waiting", "heap", "loop", "routers", "consumers", "fast",
     )
 
     def __init__(self, prog: Program, objs: list[Any], ctx: RunContext, full: bool, iteration: int,
@@ -422,7 +422,8 @@ class Scheduler:
         self.skipped: list[str | None] = [None] * n
         self.last = n - 1
         self.routers = prog.has_routers
-        self.consumers = prog.consumers
+        self.consumers = prog.consumers or prog.consumer_positions()
+        self.fast = prog.fast or prog.fast_entries()
         # Router bookkeeping exists only where a Router does (every step is needed otherwise).
         self.needed = list(prog.needed) if self.routers else prog.needed
         self.chosen = [-1] * n if self.routers else []
@@ -608,7 +609,7 @@ class Scheduler:
         """A call with no policy to apply (the hot path's common case): no coroutine of ours
         around it, and when it suspends its Task's done-callback finishes it (:meth:`_plain_done`);
         same events and failure handling as :meth:`_call`."""
-        _, _, _, am, spec, _, _ = self.prog.fast[p]
+        _, _, _, am, spec, _, _ = self.fast[p]
         if am == A_LIT or am == A_LIT_KW:
             obj = self.objs[p]
             args, kwargs = obj[ARGS], obj[KWARGS]
@@ -876,6 +877,7 @@ class Scheduler:
         ctx, bus, run_id, it = self.ctx, self.bus, self.ctx.run_id, self.iteration
         cm = ctx.constraints
         obj = self.objs[p]
+        ex = st.extras  # retry, cache, constraints, resources, remote: read once
         entered = False
         amounts = None  # set only once they are held, so ``finally`` releases exactly what it took
         try:
@@ -888,7 +890,7 @@ class Scheduler:
                 await cm.enter(st.name)
                 entered = True
             # compile_program kept only amounts of this engine's capacities, each within capacity
-            wanted = dict(st.constraints) if st.constraints else None
+            wanted = dict(ex.constraints) if ex.constraints else None
             if wanted:
                 if not cm.try_acquire(wanted):
                     if bus is not None:
@@ -901,9 +903,9 @@ class Scheduler:
             task_res: dict[str, Any] | None = None
             failure: BaseException | None = None
             try:
-                if st.task_resources:
+                if ex.task_resources:
                     task_res = {}
-                    for name in st.task_resources:  # dependency order (compile_program)
+                    for name in ex.task_resources:  # dependency order (compile_program)
                         res = ctx.resources_registry[name]
                         deps = {**ctx.resources.values, **task_res} if res.injected else None
                         gen, task_res[name] = await setup_resource(res, deps)
@@ -911,10 +913,10 @@ class Scheduler:
                         if bus is not None:
                             bus.publish(ResourceAcquired(run_id, name, "task"))
                 args, kwargs = resolve_args(st, obj, self.values, ctx, task_res)
-                if st.remote is not None and (st.run_resources or st.task_resources):
+                if ex.remote is not None and (st.run_resources or ex.task_resources):
                     check_resources(st, ctx.resources.values, task_res)  # before any attempt: not retried
                 key = None
-                if st.cached:  # a cache never fails the run: see runtime/caching.py
+                if ex.cached:  # a cache never fails the run: see runtime/caching.py
                     key, why = step_cache_key(st, args, kwargs)
                     if key is None:
                         self._bypassed(p, st, "unkeyable", why)

@@ -77,7 +77,7 @@ from .program import (
     OP_MAP,
     Program,
 )
-from .straight import straight_bind, straight_run, straight_walk
+from .straight import straight_bind, straight_walk
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -115,9 +115,13 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
             # hit of their template): the entry is cheaper than what follows, even from here
             shape = target[SHAPE]
             bucket = engine._plans.get(shape)
-            if bucket is not None and (entry := bucket[0].entry):
-                engine._plans.move_to_end(shape)
-                return await entry(engine, target)
+            if bucket is not None:
+                entry = bucket[0].entry
+                if entry is None:
+                    entry = engine._write_entry(bucket[0], target)
+                if entry:
+                    engine._plans.move_to_end(shape)
+                    return await entry(engine, target)
         ctx = engine._start_run(target, params)  # checks the arguments; RunStarted
         params = _RUN  # this coroutine is a run of its own (its end is handled below)
     # CS-W003 names the target's task; the first iteration's objects are freed once the loop moves on
@@ -202,7 +206,6 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
                     if prog.straight is None:  # its first hit: it runs again, so write it out
                         prog.straight = objs is not None and straight_walk(prog, objs) or False
                         prog.binder = straight_bind(prog) or False
-                        prog.entry = objs is not None and straight_run(prog, objs) or False
                 else:
                     if hot:
                         stats.hot_plan_misses += 1

@@ -49,19 +49,21 @@ A_LIT, A_LIT_KW, A_ONE, A_ALL, A_SUBS, A_GENERAL, A_MAP, A_RESOLVE, A_KW1, A_SEQ
 # and list forms, ``await fn(x=previous)``, ``await fn([previous])``, ``await fn([a, b])``), a map
 # gather, or the general case (whose spec is the step's ``fast`` entry).
 OP_AWAIT_ONE, OP_MAP, OP_GENERAL, OP_AWAIT_KW1, OP_AWAIT_SEQ1, OP_AWAIT_LIST1 = range(6)
+# Programs of this many steps or more (one-shot graphs) make their fast entries and consumers on
+# first use: the walker runs them without either, and each is a tuple per step kept alive.
+LAZY_FROM = 1_000
 
 
 @dataclass(frozen=True, slots=True)
 class StepExtras:
     """The parts of a step that a plain call (no policy, resource, router or remote executor) does
-    not have: one shared ``PLAIN`` serves all of those, so a big graph keeps 64 bytes less per step."""
+    not have: one shared ``PLAIN`` serves all of those, so a big graph keeps 56 bytes less per step."""
 
     routes: dict[Any, int] | None = None  # router: route key -> position
     retry: Any = None
     cached: bool = False
     constraints: tuple[tuple[str, float], ...] = ()
     offload: bool = False
-    run_resources: tuple[str, ...] = ()  # in dependency order, those task resources inject included
     task_resources: tuple[str, ...] = ()  # in dependency order
     injected: tuple[tuple[str, str], ...] = ()  # (parameter, resource) from ``cs.inject`` defaults
     remote: Any = None  # the RemoteExecutor that runs this call's body; None: in this process
@@ -94,6 +96,7 @@ class Step:
     seq: tuple[int, ...]
     inputs: tuple[int, ...]  # unique positions this step waits for (router: the selector only)
     governed: bool  # needs the governed path even on the hot path
+    run_resources: tuple[str, ...]  # in dependency order, those task resources inject included
     extras: StepExtras  # what most steps have none of (``PLAIN``), shared by them
     tail_dependent: bool  # every later step depends on this one: awaiting it inline loses no overlap
 
@@ -103,7 +106,6 @@ class Step:
     cached = property(attrgetter("extras.cached"))
     constraints = property(attrgetter("extras.constraints"))
     offload = property(attrgetter("extras.offload"))
-    run_resources = property(attrgetter("extras.run_resources"))
     task_resources = property(attrgetter("extras.task_resources"))
     injected = property(attrgetter("extras.injected"))
     remote = property(attrgetter("extras.remote"))
@@ -150,15 +152,23 @@ class Program:
     straight: Any = field(default=None, compare=False, hash=False)
     # ``bind`` for this program written out (runtime/straight.py), made at the same time; False: none.
     binder: Any = field(default=None, compare=False, hash=False)
-    # A whole run of this template from ``engine.run`` on, written out (``straight_run``), made at
-    # the same time; None or False: runs go through ``drive``.
+    # A whole run of this template from ``engine.run`` on, written out (``straight_run``), made when
+    # a run first starts with this template after its walk was written out; False: runs of it go
+    # through ``drive``.
     entry: Any = field(default=None, compare=False, hash=False)
     # (extract, shared, twins), made on the first binding: a program compiled for a one-shot graph
     # never binds another iteration, so it never pays for them (time, and memory per node of a big
     # graph)
     _bindings: Any = field(default=None, compare=False, hash=False)
-    _consumers: Any = field(default=None, compare=False, hash=False)  # see ``consumers``
-    _fast: Any = field(default=None, compare=False, hash=False)  # see ``fast``
+    # Per position, the positions waiting for it, ascending and unique (a Router's route edges
+    # included). Only a scheduler reads them: made at compile for a program of fewer than
+    # ``LAZY_FROM`` steps; for a bigger one ``None`` until ``consumer_positions()`` makes it, so a
+    # big graph the walker runs (a one-shot chain or map) never pays for them.
+    consumers: Any = field(default=None, compare=False, hash=False)
+    # Per step ``(kind, fn, is_async, arg mode, arg spec, name, tail_dependent)``: the walker's view
+    # of each step. Made at compile for a program of fewer than ``LAZY_FROM`` steps; for a bigger
+    # one (a one-shot graph) ``None`` until ``fast_entries()`` makes it.
+    fast: Any = field(default=None, compare=False, hash=False)
 
     @property
     def size(self) -> int:
@@ -181,25 +191,20 @@ class Program:
         """Groups of positions sharing a shape: binding checks that they stay distinct objects."""
         return (self._bindings or self._make_bindings())[2]
 
-    @property
-    def fast(self) -> tuple[tuple[Any, ...], ...]:
-        """Per step ``(kind, fn, is_async, arg mode, arg spec, name, tail_dependent)``: the walker's
-        view of each step. A walk entry of a general step holds its tuple; the others (a chain's
-        awaited steps, maps) say all of it, so it is made from them on first use: a one-shot chain
-        keeps one tuple per step, not two."""
-        fast = self._fast
+    def fast_entries(self) -> tuple[tuple[Any, ...], ...]:
+        """``fast``, made on first use for a big program: a walk entry of a general step holds its
+        tuple; the others (a chain's awaited steps, maps) say all of it, so a one-shot chain keeps
+        one tuple per step, not two."""
+        fast = self.fast
         if fast is None:
-            fast = self._fast = tuple(_fast_of(entry, st) for entry, st in zip(self.walk, self.steps))
+            fast = self.fast = tuple(_fast_of(entry, st) for entry, st in zip(self.walk, self.steps))
         return fast
 
-    @property
-    def consumers(self) -> tuple[tuple[int, ...], ...]:
-        """Per position, the positions waiting for it, ascending and unique (a Router's route edges
-        included). Only a scheduler reads them: made on its first use, so a program the walker runs
-        (a one-shot chain or map) never pays for them."""
-        consumers = self._consumers
+    def consumer_positions(self) -> tuple[tuple[int, ...], ...]:
+        """``consumers``, made on first use for a big program."""
+        consumers = self.consumers
         if consumers is None:
-            consumers = self._consumers = _consumers_of(self.steps)
+            consumers = self.consumers = _consumers_of(self.steps)
         return consumers
 
     def _make_bindings(self) -> tuple[Any, Any, Any]:
@@ -291,13 +296,13 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         kind = node.kind
         if kind == "map":
             step = Step(p, MAP, node.name, None, None, False, 0, (), deps, len(deps), -1, (), (), inputs,
-                        False, PLAIN, False)
+                        False, (), PLAIN, False)
         elif kind == "router":
             has_routers = True
             routes = {key: deps[1 + i] for i, key in enumerate(obj.keys)}
             inputs = (deps[0],)
             step = Step(p, ROUTER, node.name, None, None, False, 0, (), deps, 1, -1, (), (), inputs,
-                        False, StepExtras(routes=routes), False)
+                        False, (), StepExtras(routes=routes), False)
         else:
             task = obj[TASK]
             pol = obj[POLICY]
@@ -320,7 +325,7 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
             if pol is None and mode != 2 and not task.injected and not task.offload and rem is None:
                 # the common call: no policy, marker or resource; nothing to check
                 step = Step(p, CALL, node.name, task, task.fn, task.is_async, mode, subs, deps, nd, -1, (), (),
-                            inputs, False, PLAIN, False)
+                            inputs, False, (), PLAIN, False)
             else:
                 step = _general_call(p, node, obj, task, pol or _NO_POLICIES, mode, nd, subs, deps, inputs,
                                     rem, pos_of, resources, capacities, params, envs, run_res, no_capacity)
@@ -349,6 +354,8 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     # A route edge is not a dependency (a Router waits only for the route it picks), so it does not
     # count here: awaiting a call inline must never hold back a Router's consumers.
     desc_count = _descendant_counts(steps, n)
+    keep_fast = n < LAZY_FROM
+    fast_entries: list[tuple[Any, ...]] = []
     walk = []
     waiting0 = []
     ready0 = []
@@ -365,6 +372,8 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         if st.kind != CALL:
             calls_only = False
         fast = _fast_entry(st, nodes[p].obj)
+        if keep_fast:
+            fast_entries.append(fast)
         walk.append(_walk_entry(fast, p == last))
         waiting0.append(len(st.inputs))
         if not st.inputs and needed[p]:
@@ -382,6 +391,8 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
         shapes=shapes, bind_by_graph=bind_by_graph,
         checks_inputs=bool(params or envs), params=tuple(params.values()), envs=tuple(envs.values()), run_resources=tuple(run_res),
         no_capacity=tuple(no_capacity), tasks=tuple(st.task for st in steps),
+        fast=tuple(fast_entries) if keep_fast else None,
+        consumers=_consumers_of(tuple(steps)) if keep_fast else None,
     )
 
 
@@ -394,7 +405,7 @@ def _single_plain(step: Step, node: Any, template_id: str) -> Program:
     shape = obj._shape
     return Program(
         (step,), (_walk_entry(fast, True),), (0,), template_id, shape, True, True, True,
-        False, (True,), (0,), (0,), (False,), (shape,), False, False, (), (), (), (), _fast=(fast,),
+        False, (True,), (0,), (0,), (False,), (shape,), False, False, (), (), (), (), fast=(fast,), consumers=((),),
     )
 
 
@@ -447,8 +458,8 @@ def _general_call(p: int, node: Any, obj: Any, task: Any, pol: Any, mode: int, n
                     or tasks or rem is not None)
     return Step(p, CALL, node.name, task, task.fn, task.is_async, mode, subs, deps, nd, cond,
                 tuple(pos_of[c] for c in node.after), tuple(pos_of[c] for c in node.seq), inputs,
-                governed, StepExtras(None, pol.retry, pol.cache is not None, constraints, task.offload, runs,
-                                     tasks, injected, rem), False)
+                governed, runs, StepExtras(None, pol.retry, pol.cache is not None, constraints, task.offload,
+                                           tasks, injected, rem), False)
 
 
 def _fast_of(entry: tuple[Any, ...], st: Step) -> tuple[Any, ...]:

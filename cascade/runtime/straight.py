@@ -124,7 +124,7 @@ def straight_walk(prog: Program, objs: list[Any]) -> Any:
     }
     plain = not any(st.is_async for st in prog.steps if st.kind == CALL)
     parts = []
-    for k, (entry, st, fast) in enumerate(zip(prog.walk, prog.steps, prog.fast)):
+    for k, (entry, st, fast) in enumerate(zip(prog.walk, prog.steps, prog.fast_entries())):
         step = _step(k, entry, st, fast, objs[k], env, plain)
         if step is None:
             return None
@@ -178,7 +178,7 @@ def straight_run(prog: Program, objs: list[Any]) -> Any:
     if checks is None:
         return None
     steps = []
-    for k, (entry, st, fast) in enumerate(zip(prog.walk, prog.steps, prog.fast)):
+    for k, (entry, st, fast) in enumerate(zip(prog.walk, prog.steps, prog.fast_entries())):
         step = _step(k, entry, st, fast, objs[k], env, False)
         if step is None:
             return None

@@ -263,8 +263,10 @@ async def test_fast_entries_and_consumers_made_on_first_use_equal_the_compiled_o
 
     engine = cs.Engine()
     prog, objs = engine._compile(make(1))
-    assert prog._fast is None and prog._consumers is None
-    assert prog.fast == tuple(_fast_entry(st, o) for st, o in zip(prog.steps, objs))
+    eager = prog.fast, prog.consumers
+    assert all(x is not None for x in eager)  # a small program: made at compile
+    prog.fast = prog.consumers = None  # as for a program of LAZY_FROM steps or more
+    assert prog.fast_entries() == eager[0] == tuple(_fast_entry(st, o) for st, o in zip(prog.steps, objs))
     ops = {entry[0] for entry in prog.walk}
     if make is _awaited_chain:
         assert {OP_AWAIT_ONE, OP_AWAIT_KW1, OP_AWAIT_LIST1, OP_AWAIT_SEQ1} <= ops, ops
@@ -274,5 +276,5 @@ async def test_fast_entries_and_consumers_made_on_first_use_equal_the_compiled_o
     for p, st in enumerate(prog.steps):
         for d in sorted(set(st.inputs) | (set(st.deps[1:]) if st.kind == ROUTER else set())):
             expected[d].append(p)
-    assert prog.consumers == tuple(map(tuple, expected))
+    assert prog.consumer_positions() == eager[1] == tuple(map(tuple, expected))
     assert await engine.run(make(1)) == await cs.Engine(hot_plans=False).run(make(1))
