@@ -283,7 +283,8 @@ class Engine:
             self.stats.graph_builds += 1
             plan = self.solver.solve(graph)
             self.stats.plan_solves += 1
-            prog = compile_program(graph, plan, self._resources, self.constraints.capacity, self._remote_for)
+            prog = compile_program(graph, plan, self._resources, self.constraints.capacity, self._remote_for,
+                                   scheduled=not self.hot_plans)
             nodes = graph.nodes
             objs = [nodes[c].obj for c in prog.order]
         if prog.no_capacity:

@@ -246,11 +246,13 @@ def _consumers_of(steps: tuple[Step, ...]) -> tuple[tuple[int, ...], ...]:
 
 def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Resource],
                     capacities: dict[str, float] | None = None,
-                    remote: Callable[[Any], Any] | None = None) -> Program:
+                    remote: Callable[[Any], Any] | None = None, scheduled: bool = False) -> Program:
     """Compile ``graph`` in ``plan`` order for an engine with ``resources`` and ``capacities``.
 
     ``remote(task)`` names the remote executor of each call (``None``: local); a remote call is
     governed, so neither the sequential walker nor the plain path ever runs it in this process.
+    ``scheduled``: every iteration runs on the scheduler (``Engine(hot_plans=False)``), so a big
+    program makes its fast entries and consumers now rather than on first use.
 
     Raises :class:`cascade.ResourceError` on an unknown resource, resources injecting each other
     in a cycle, a run-scope resource injecting a task-scope one, or a constraint amount larger
@@ -354,7 +356,10 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     # A route edge is not a dependency (a Router waits only for the route it picks), so it does not
     # count here: awaiting a call inline must never hold back a Router's consumers.
     desc_count = _descendant_counts(steps, n)
-    keep_fast = n < LAZY_FROM
+    # what a scheduler reads (fast entries, consumers) is made now unless the program is big and
+    # the sequential walker may run it (``scheduled``: an engine that runs every call governed)
+    keep_fast = (n < LAZY_FROM or scheduled or has_routers
+                 or any(st.cond >= 0 or st.seq or st.governed for st in steps))
     fast_entries: list[tuple[Any, ...]] = []
     walk = []
     waiting0 = []
