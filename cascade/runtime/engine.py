@@ -147,29 +147,29 @@ class Engine:
         runtime/straight.py): the same steps, checks and events, one coroutine per run and no
         more. Nothing runs until it is awaited.
         """
-        if params is None and type(target) is LazyResult:
-            shape = target[SHAPE]
-            bucket = self._plans.get(shape)
-            if bucket is not None:
-                entry = bucket[0].entry
-                if entry is None:
-                    entry = self._write_entry(bucket[0], target)
-                if entry:
-                    self._plans.move_to_end(shape)
-                    return entry(self, target)
+        if params is None and type(target) is LazyResult and (entry := self._entry_for(target)):
+            return entry(self, target)
         return drive(self, target, params)
 
-    def _write_entry(self, prog: Program, target: Any) -> Any:
-        """``prog.entry`` for a run starting with ``target`` (bound to ``prog``): written out the
-        first time a run starts with a template whose walk was written out (a template that is only
-        ever a loop's later iteration never gets one), ``False`` when it cannot be. ``None``: not
-        yet (the template has not been hit, or ``target`` does not bind)."""
-        if not prog.straight:
-            return None if prog.straight is None else False
-        objs = prog.binder(target, None) if prog.binder else None
-        if objs is None:
-            return None if prog.binder else False
-        entry = prog.entry = straight_run(prog, objs) or False
+    def _entry_for(self, target: LazyResult) -> Any:
+        """The written-out run (``Program.entry``) of the cached program ``target``'s template has,
+        or ``None``. It is written the first time a run starts with a template whose walk was
+        written out (a template that is only ever a loop's later iteration never gets one)."""
+        shape = target[SHAPE]
+        bucket = self._plans.get(shape)
+        if bucket is None:
+            return None
+        prog = bucket[0]
+        entry = prog.entry
+        if entry is None and prog.straight:
+            objs = prog.binder(target, None) if prog.binder else None
+            if objs is not None:  # (else not now: this target does not bind)
+                entry = prog.entry = straight_run(prog, objs) or False
+            elif not prog.binder:
+                entry = prog.entry = False
+        if not entry:
+            return None
+        self._plans.move_to_end(shape)
         return entry
 
     if hasattr(inspect, "markcoroutinefunction"):  # Python 3.12+: introspection sees what it gives

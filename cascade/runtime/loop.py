@@ -110,18 +110,10 @@ async def drive(engine: Engine, target: Any, params: Mapping[str, Any] | None = 
     nothing else failed.
     """
     if ctx is None:
-        if params is None and type(target) is LazyResult:
-            # written out since this coroutine was made (runs started together, before the first
-            # hit of their template): the entry is cheaper than what follows, even from here
-            shape = target[SHAPE]
-            bucket = engine._plans.get(shape)
-            if bucket is not None:
-                entry = bucket[0].entry
-                if entry is None:
-                    entry = engine._write_entry(bucket[0], target)
-                if entry:
-                    engine._plans.move_to_end(shape)
-                    return await entry(engine, target)
+        # written out since this coroutine was made (runs started together, before the first hit of
+        # their template): the entry is cheaper than what follows, even from here
+        if params is None and type(target) is LazyResult and (entry := engine._entry_for(target)):
+            return await entry(engine, target)
         ctx = engine._start_run(target, params)  # checks the arguments; RunStarted
         params = _RUN  # this coroutine is a run of its own (its end is handled below)
     # CS-W003 names the target's task; the first iteration's objects are freed once the loop moves on
