@@ -115,13 +115,7 @@ def straight_walk(prog: Program, objs: list[Any]) -> Any:
     n = len(prog.steps)
     if n < 2 or n > MAX_STEPS or prog.single or not prog.simple:
         return None
-    env: dict[str, Any] = {
-        "_prog": prog, "_steps": prog.steps, "_Scheduler": Scheduler, "_advance": advance,
-        "_awaited": awaited, "_note_failure": note_failure, "_cancel_pending": cancel_pending,
-        "_returned_awaitable": returned_awaitable, "_NOT_AWAITABLE": NOT_AWAITABLE,
-        "_AWAITS": AWAITABLE_TYPES,
-        "_LAZY": _LAZY_TYPES,
-    }
+    env = _walk_env(prog)
     plain = not any(st.is_async for st in prog.steps if st.kind == CALL)
     parts = []
     for k, (entry, st, fast) in enumerate(zip(prog.walk, prog.steps, prog.fast_entries())):
@@ -167,13 +161,8 @@ def straight_run(prog: Program, objs: list[Any]) -> Any:
     from .loop import BY_DRIVE, skipped_target  # loop imports this module
 
     n = len(prog.steps)
-    env: dict[str, Any] = {
-        "_prog": prog, "_steps": prog.steps, "_Scheduler": Scheduler, "_advance": advance,
-        "_awaited": awaited, "_note_failure": note_failure, "_cancel_pending": cancel_pending,
-        "_returned_awaitable": returned_awaitable, "_NOT_AWAITABLE": NOT_AWAITABLE,
-        "_AWAITS": AWAITABLE_TYPES, "_LAZY": _LAZY_TYPES, "_skipped": skipped_target, "_BY_DRIVE": BY_DRIVE,
-        "_Miss": _Miss, "_name": prog.steps[-1].name,
-    }
+    env = _walk_env(prog)
+    env.update(_skipped=skipped_target, _BY_DRIVE=BY_DRIVE, _Miss=_Miss, _name=prog.steps[-1].name)
     checks = bind_checks(prog, env, "raise _Miss")
     if checks is None:
         return None
@@ -242,6 +231,16 @@ def straight_run(prog: Program, objs: list[Any]) -> Any:
         "    return v",
     ]
     return _define(src, f"<cascade run of {prog.steps[-1].name}>", env)["run"]
+
+
+def _walk_env(prog: Program) -> dict[str, Any]:
+    """The names a written-out walk of ``prog`` reads (its steps' functions are added as written)."""
+    return {
+        "_prog": prog, "_steps": prog.steps, "_Scheduler": Scheduler, "_advance": advance,
+        "_awaited": awaited, "_note_failure": note_failure, "_cancel_pending": cancel_pending,
+        "_returned_awaitable": returned_awaitable, "_NOT_AWAITABLE": NOT_AWAITABLE,
+        "_AWAITS": AWAITABLE_TYPES, "_LAZY": _LAZY_TYPES,
+    }
 
 
 class _Miss(Exception):
