@@ -358,22 +358,17 @@ def compile_program(graph: Graph, plan: ExecutionPlan, resources: dict[str, Reso
     desc_count = _descendant_counts(steps, n)
     # what a scheduler reads (fast entries, consumers) is made now unless the program is big and
     # the sequential walker may run it (``scheduled``: an engine that runs every call governed)
-    keep_fast = (n < LAZY_FROM or scheduled or has_routers
-                 or any(st.cond >= 0 or st.seq or st.governed for st in steps))
+    has_flow = has_routers or any(st.cond >= 0 or st.seq for st in steps)
+    governed = any(st.governed for st in steps)
+    keep_fast = n < LAZY_FROM or scheduled or has_flow or governed
     fast_entries: list[tuple[Any, ...]] = []
     walk = []
     waiting0 = []
     ready0 = []
-    has_flow = has_routers
-    governed = False
     calls_only = True
     last = n - 1
     for p, st in enumerate(steps):
         st.tail_dependent = desc_count[p] == last - p
-        if st.cond >= 0 or st.seq:
-            has_flow = True
-        if st.governed:
-            governed = True
         if st.kind != CALL:
             calls_only = False
         fast = _fast_entry(st, nodes[p].obj)
