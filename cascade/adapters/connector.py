@@ -138,6 +138,12 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
     return _match_levels(topic_filter.split("/"), topic.split("/"))
 
 
+def _arm(fut: Any, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    """Complete the listener ``fut`` with ``TIMED_OUT`` after ``timeout`` seconds unless a message
+    comes first: the future is its timer's callback (no arguments tuple per listen)."""
+    fut._timer = loop.call_at(loop.time() + timeout, fut, context=_TIMER_CONTEXT)
+
+
 def _is_async(handler: Any) -> bool:
     if type(handler) is FunctionType:  # the common case, without inspect's unwrapping
         return bool(handler.__code__.co_flags & CO_COROUTINE)
@@ -388,7 +394,7 @@ class InMemoryConnector:
             if fut.done():  # _add delivered a retained message: leave at once
                 fut._leave()
             elif timeout is not None:
-                fut._timer = loop.call_at(loop.time() + timeout, fut, context=_TIMER_CONTEXT)
+                _arm(fut, loop, timeout)
             return fut
         fut._owner, fut._topic = self, topic
         exact = self._exact
@@ -405,8 +411,7 @@ class InMemoryConnector:
                 fut._take(Message(topic, payload, True))
                 return fut
         if timeout is not None:
-            # the future is its timer's callback (no arguments tuple per listen); call_later inline
-            fut._timer = loop.call_at(loop.time() + timeout, fut, context=_TIMER_CONTEXT)
+            _arm(fut, loop, timeout)
         return fut
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:

@@ -174,6 +174,8 @@ class Engine:
 
     if hasattr(inspect, "markcoroutinefunction"):  # Python 3.12+: introspection sees what it gives
         run = inspect.markcoroutinefunction(run)
+    else:  # Python 3.11: asyncio.iscoroutinefunction reads this marker (inspect's reads code flags only)
+        run._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
 
     def _first_context(self) -> RunContext:
         """The context of a run given no params, in its first iteration (``Program.entry``'s)."""
